@@ -1,0 +1,78 @@
+"""Django admin: mailboxes, prompt templates (versioned), and read-only records."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+from django.http import HttpRequest
+
+from drafts.models import Draft, Mailbox, Message, PromptTemplate, ReviewEvent, Thread
+from inference.drafting import TEMPLATE_VARIABLES, TemplateError, render_template
+
+
+@admin.register(Mailbox)
+class MailboxAdmin(admin.ModelAdmin):
+    list_display = ("name", "address", "display_name", "company_name")
+
+
+class PromptTemplateForm(forms.ModelForm):
+    """Rejects templates that use unknown variables or cannot be rendered."""
+
+    class Meta:
+        model = PromptTemplate
+        fields = ("name", "system_prompt", "analysis_prompt", "reply_prompt")
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        sample = {name: f"<{name}>" for name in TEMPLATE_VARIABLES}
+        for field in ("system_prompt", "analysis_prompt", "reply_prompt"):
+            try:
+                render_template(cleaned.get(field) or "", sample)
+            except (TemplateError, ValueError, IndexError, KeyError) as exc:
+                self.add_error(field, str(exc))
+        return cleaned
+
+
+@admin.register(PromptTemplate)
+class PromptTemplateAdmin(admin.ModelAdmin):
+    form = PromptTemplateForm
+    list_display = ("name", "version", "is_active", "created_at", "created_by")
+    list_filter = ("name", "is_active")
+    readonly_fields = ("version", "is_active", "created_at", "created_by")
+
+    def save_model(self, request: HttpRequest, obj: PromptTemplate, form, change: bool) -> None:
+        # Every save is a new version; drafts keep pointing at the version they used.
+        obj.save_as_new_version(request.user)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Message)
+class MessageAdmin(ReadOnlyAdmin):
+    list_display = ("subject", "from_address", "date", "direction", "auto_kind", "mailbox")
+    list_filter = ("direction", "auto_kind", "mailbox")
+    search_fields = ("subject", "from_address", "message_id")
+    exclude = ("raw",)
+
+
+@admin.register(Thread)
+class ThreadAdmin(ReadOnlyAdmin):
+    list_display = ("subject", "customer_address", "last_message_at", "mailbox")
+
+
+@admin.register(Draft)
+class DraftAdmin(ReadOnlyAdmin):
+    list_display = ("message", "status", "intent", "confidence", "decided_by", "created_at")
+    list_filter = ("status", "intent")
+
+
+@admin.register(ReviewEvent)
+class ReviewEventAdmin(ReadOnlyAdmin):
+    list_display = ("draft", "action", "user", "created_at")
+    list_filter = ("action",)

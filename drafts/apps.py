@@ -1,0 +1,32 @@
+"""The drafts app: ingestion, drafting, review and sending."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.apps import AppConfig
+from django.conf import settings
+from django.core.checks import Warning, register
+
+
+class DraftsConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "drafts"
+    verbose_name = "ReplyHub"
+
+    def ready(self) -> None:
+        register(check_model_configured)
+
+
+def check_model_configured(app_configs: object = None, **kwargs: object) -> list[Warning]:
+    """Warn when the configured model cannot be found, before a draft fails on it."""
+    model = settings.REPLYHUB_MODEL
+    if settings.REPLYHUB_ENGINE == "transformers" and not Path(model).exists():
+        return [
+            Warning(
+                f"REPLYHUB_MODEL {model!r} does not exist; drafts will fail until it does.",
+                hint="Run `make install` (it installs the bundled model) or set REPLYHUB_MODEL.",
+                id="replyhub.W001",
+            )
+        ]
+    return []

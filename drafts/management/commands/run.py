@@ -1,0 +1,126 @@
+"""manage.py run: set ReplyHub up and run the web server, a worker and the SMTP sink.
+
+Migrates, creates the first admin (printing its password once), imports the demo inbox
+on first run, then starts the three processes together and restarts any that crashes,
+with backoff. Ctrl-C stops all of them.
+"""
+
+from __future__ import annotations
+
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+from drafts.ingest import import_paths
+from drafts.models import Mailbox, Message
+
+DEMO_INBOX = Path(__file__).resolve().parents[2] / "demo" / "inbox.mbox"
+MAX_BACKOFF = 30.0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """Treat SIGTERM like Ctrl-C, so the children are stopped too."""
+    raise KeyboardInterrupt
+
+
+class Supervised:
+    """A child process that is restarted with growing delays when it exits."""
+
+    def __init__(self, name: str, argv: list[str]) -> None:
+        self.name, self.argv = name, argv
+        self.process: subprocess.Popen | None = None
+        self.backoff = 1.0
+        self.restart_at = 0.0
+        self.started_at = 0.0
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.argv)
+        self.started_at = time.monotonic()
+
+    def check(self, log: object) -> None:
+        """Restart the process if it has exited and its backoff delay has passed."""
+        now = time.monotonic()
+        if self.process is not None and self.process.poll() is not None:
+            code = self.process.returncode
+            if now - self.started_at > 60:
+                self.backoff = 1.0  # it ran fine for a while: start over
+            log(f"{self.name} exited with code {code}; restarting in {self.backoff:.0f} s")
+            self.process = None
+            self.restart_at = now + self.backoff
+            self.backoff = min(self.backoff * 2, MAX_BACKOFF)
+        if self.process is None and now >= self.restart_at:
+            self.start()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+class Command(BaseCommand):
+    help = "Set up ReplyHub and run the web server, one worker and the SMTP sink."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--bind", default="127.0.0.1:8000", help="host:port of the web server")
+        parser.add_argument("--no-demo", action="store_true", help="Do not import the demo inbox")
+        parser.add_argument(
+            "--no-sink", action="store_true", help="Send to the configured SMTP server instead"
+        )
+
+    def handle(
+        self, *args: object, bind: str, no_demo: bool, no_sink: bool, **options: object
+    ) -> None:
+        call_command("migrate", interactive=False, verbosity=1)
+        self._ensure_admin()
+        mailbox = Mailbox.default()
+        if not no_demo and not Message.objects.exists():
+            self.stdout.write("First run: importing the demo inbox…")
+            report = import_paths([DEMO_INBOX], mailbox, progress=self.stdout.write)
+            self.stdout.write(f"Demo inbox: {report}")
+        manage = [sys.executable, str(Path(settings.BASE_DIR) / "manage.py")]
+        children = [
+            Supervised("web server", [*manage, "runserver", bind, "--noreload"]),
+            Supervised("worker", [*manage, "qcluster"]),
+        ]
+        if not no_sink:
+            children.append(Supervised("SMTP sink", [*manage, "smtp_sink"]))
+        for child in children:
+            child.start()
+        self.stdout.write(
+            self.style.SUCCESS(f"\nReplyHub is running: open http://{bind}/ (Ctrl-C stops it)\n")
+        )
+        signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            while True:
+                time.sleep(1)
+                for child in children:
+                    child.check(lambda line: self.stderr.write(line))
+        except KeyboardInterrupt:
+            self.stdout.write("Stopping…")
+        finally:
+            for child in children:
+                child.stop()
+
+    def _ensure_admin(self) -> None:
+        user_model = get_user_model()
+        if user_model.objects.filter(is_superuser=True).exists():
+            return
+        password = secrets.token_urlsafe(12)
+        user_model.objects.create_superuser("admin", "", password)
+        self.stdout.write(
+            self.style.WARNING(
+                f"\nCreated the admin user.  username: admin   password: {password}\n"
+                "This password is shown only once; change it under Admin → Users.\n"
+            )
+        )

@@ -1,0 +1,391 @@
+"""ReplyHub's domain: mailboxes, threads, messages, drafts and what reviewers did.
+
+State changes are methods on the models; every transition that can race is a
+conditional UPDATE that checks exactly one row changed.
+"""
+
+from __future__ import annotations
+
+import difflib
+from email.utils import make_msgid
+
+from django.conf import settings
+from django.db import models, transaction
+from django.utils import timezone
+
+
+class Mailbox(models.Model):
+    """A support address whose mail ReplyHub drafts replies for."""
+
+    name = models.CharField(max_length=100, unique=True)
+    address = models.EmailField(help_text="Replies are sent from this address.")
+    display_name = models.CharField(max_length=100, blank=True)
+    company_name = models.CharField(max_length=100, blank=True)
+    signoff = models.CharField(max_length=200, blank=True, help_text="Last line of every reply.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+    @classmethod
+    def default(cls) -> Mailbox:
+        """The mailbox configured by the REPLYHUB_MAILBOX_* settings, created on first use."""
+        mailbox, _ = cls.objects.get_or_create(
+            name="default",
+            defaults={
+                "address": settings.REPLYHUB_MAILBOX_ADDRESS,
+                "display_name": settings.REPLYHUB_MAILBOX_NAME,
+                "company_name": settings.REPLYHUB_COMPANY_NAME,
+                "signoff": settings.REPLYHUB_SIGNOFF,
+            },
+        )
+        return mailbox
+
+    @property
+    def effective_company_name(self) -> str:
+        return self.company_name or settings.REPLYHUB_COMPANY_NAME
+
+    @property
+    def effective_signoff(self) -> str:
+        return self.signoff or settings.REPLYHUB_SIGNOFF
+
+
+class Thread(models.Model):
+    """A conversation with one customer."""
+
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="threads")
+    subject = models.CharField(max_length=500, help_text="Normalized: no Re:/Fwd:/回复: prefixes.")
+    customer_address = models.CharField(max_length=320, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_message_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.subject
+
+
+class Message(models.Model):
+    """One email as received (or as sent), with its raw bytes kept unchanged."""
+
+    INBOUND, OUTBOUND = "in", "out"
+
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="messages")
+    thread = models.ForeignKey(
+        Thread, null=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    direction = models.CharField(
+        max_length=3, choices=[(INBOUND, "received"), (OUTBOUND, "sent")], default=INBOUND
+    )
+    raw = models.BinaryField()
+    sha256 = models.CharField(max_length=64)
+    message_id = models.CharField(max_length=998, db_index=True)
+    in_reply_to = models.CharField(max_length=998, blank=True)
+    references = models.TextField(blank=True)
+    subject = models.CharField(max_length=998, blank=True)
+    from_name = models.CharField(max_length=300, blank=True)
+    from_address = models.CharField(max_length=320, blank=True)
+    reply_to = models.CharField(max_length=320, blank=True)
+    to = models.TextField(blank=True)
+    date = models.DateTimeField(null=True, blank=True)
+    text = models.TextField(blank=True, help_text="Plain-text body for display and the model.")
+    html = models.TextField(blank=True, help_text="HTML body, sanitized with nh3.")
+    headers = models.JSONField(default=list)
+    auto_kind = models.CharField(
+        max_length=40, blank=True, help_text="Why no draft: auto-reply, bulk, list, bounce."
+    )
+    defects = models.JSONField(default=list)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["mailbox", "sha256"], name="unique_raw_per_mailbox")
+        ]
+        ordering = ["date", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.subject} ({self.from_address})"
+
+    @property
+    def reply_address(self) -> str:
+        """Where a reply goes: Reply-To when present, else From."""
+        return self.reply_to or self.from_address
+
+
+class PromptTemplate(models.Model):
+    """The prompts that turn an email into a draft. Editing saves a new version."""
+
+    HELP = (
+        "Variables: {company_name}, {signoff}, {sender_name}, {customer_name}, {subject}, "
+        "{email} (the email quoted as data), {language}, {reply_language}, {greeting}, "
+        "{intent}, {fields}, {length_limit}. {intent}, {fields}, {customer_name} and "
+        "{greeting} are filled after the analysis, so use them in the reply prompt."
+    )
+
+    name = models.CharField(max_length=100, default="default")
+    version = models.PositiveIntegerField(default=1)
+    is_active = models.BooleanField(default=True)
+    system_prompt = models.TextField(help_text=HELP)
+    analysis_prompt = models.TextField(help_text=HELP)
+    reply_prompt = models.TextField(help_text=HELP)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["name", "version"], name="unique_template_version")
+        ]
+        ordering = ["name", "-version"]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+    @classmethod
+    def active(cls) -> PromptTemplate:
+        """The template new drafts use: the newest active version."""
+        template = cls.objects.filter(is_active=True).order_by("-created_at", "-id").first()
+        if template is None:
+            raise PromptTemplate.DoesNotExist("No active prompt template; add one in the admin.")
+        return template
+
+    @transaction.atomic
+    def save_as_new_version(self, user: object | None = None) -> PromptTemplate:
+        """Store these texts as the next version of this template and make it active."""
+        latest = PromptTemplate.objects.filter(name=self.name).aggregate(v=models.Max("version"))
+        PromptTemplate.objects.filter(name=self.name).update(is_active=False)
+        self.pk = None
+        self._state.adding = True
+        self.version = (latest["v"] or 0) + 1
+        self.is_active = True
+        self.created_by = user if getattr(user, "pk", None) else None
+        self.save()
+        return self
+
+
+class Draft(models.Model):
+    """The model's proposed reply to one message, and its review."""
+
+    QUEUED = "queued"
+    GENERATING = "generating"
+    FAILED = "failed"
+    READY = "ready"
+    APPROVED = "approved"
+    SENDING = "sending"
+    SENT = "sent"
+    SEND_FAILED = "send_failed"
+    REJECTED = "rejected"
+    STATUSES = [
+        (QUEUED, "Waiting for the model"),
+        (GENERATING, "Generating"),
+        (FAILED, "Generation failed"),
+        (READY, "Awaiting review"),
+        (APPROVED, "Approved, sending"),
+        (SENDING, "Sending"),
+        (SENT, "Sent"),
+        (SEND_FAILED, "Sending failed"),
+        (REJECTED, "Rejected"),
+    ]
+    REJECT_REASONS = [
+        ("wrong_intent", "Wrong intent or misunderstood the email"),
+        ("wrong_facts", "Wrong or invented facts"),
+        ("tone", "Tone or format not acceptable"),
+        ("needs_human", "Needs a personal answer"),
+        ("no_reply_needed", "No reply needed"),
+        ("other", "Other"),
+    ]
+
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="draft")
+    status = models.CharField(max_length=20, choices=STATUSES, default=QUEUED, db_index=True)
+    intent = models.CharField(max_length=30, blank=True)
+    confidence = models.FloatField(null=True, blank=True)
+    intent_scores = models.JSONField(default=dict, blank=True)
+    fields = models.JSONField(default=dict, blank=True)
+    language = models.CharField(max_length=5, blank=True)
+    flags = models.JSONField(default=list, blank=True)
+    generated_text = models.TextField(blank=True, help_text="The reply as the model wrote it.")
+    reply_text = models.TextField(blank=True, help_text="The reply as it stands now.")
+    template = models.ForeignKey(
+        PromptTemplate, null=True, blank=True, on_delete=models.SET_NULL, related_name="drafts"
+    )
+    generation = models.JSONField(default=dict, blank=True, help_text="Engine, model, sampling.")
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    timings = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    version = models.PositiveIntegerField(default=1, help_text="Bumped on every change.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    reject_reason = models.CharField(max_length=30, choices=REJECT_REASONS, blank=True)
+    reject_note = models.TextField(blank=True)
+    outgoing_message_id = models.CharField(max_length=998, blank=True)
+    send_attempts = models.PositiveIntegerField(default=0)
+    send_error = models.TextField(blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["status", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"Draft for {self.message}"
+
+    @property
+    def intent_label(self) -> str:
+        from inference.drafting import INTENTS
+
+        english, chinese = INTENTS.get(self.intent, (self.intent, ""))
+        return f"{english} · {chinese}" if chinese else english
+
+    @property
+    def was_edited(self) -> bool:
+        return _normalized(self.reply_text) != _normalized(self.generated_text)
+
+    def edit_ratio(self) -> float:
+        """How much of the generated text reviewers changed: 0 unchanged, 1 rewritten."""
+        matcher = difflib.SequenceMatcher(None, self.generated_text, self.reply_text)
+        return round(1 - matcher.ratio(), 4)
+
+    def _transition(self, from_statuses: list[str], **changes: object) -> bool:
+        """Move to new values only if the row is still in one of ``from_statuses``.
+
+        A conditional UPDATE: of two concurrent callers exactly one wins.
+        """
+        changes["version"] = models.F("version") + 1
+        won = Draft.objects.filter(pk=self.pk, status__in=from_statuses).update(**changes) == 1
+        self.refresh_from_db()
+        return won
+
+    def claim_for_generation(self) -> bool:
+        """Take a queued draft for generation; False if another worker has it."""
+        return self._transition([self.QUEUED], status=self.GENERATING, error="")
+
+    def save_edit(self, user: object, text: str) -> bool:
+        """Store a reviewer's edit of a draft awaiting review."""
+        before = self.reply_text
+        if not self._transition([self.READY], reply_text=text):
+            return False
+        ReviewEvent.objects.create(
+            draft=self, user=user, action=ReviewEvent.EDIT, text_before=before, text_after=text
+        )
+        return True
+
+    def approve(self, user: object, text: str) -> bool:
+        """Approve ``text`` as the reply and queue it for sending (once)."""
+        before = self.reply_text
+        domain = self.message.mailbox.address.rpartition("@")[2] or "replyhub.local"
+        with transaction.atomic():
+            won = self._transition(
+                [self.READY],
+                status=self.APPROVED,
+                reply_text=text,
+                decided_at=timezone.now(),
+                decided_by=user,
+                outgoing_message_id=make_msgid(domain=domain),
+            )
+            if not won:
+                return False
+            ReviewEvent.objects.create(
+                draft=self,
+                user=user,
+                action=ReviewEvent.APPROVE,
+                text_before=before,
+                text_after=text,
+            )
+            from drafts.tasks import enqueue_send
+
+            enqueue_send(self)
+        return True
+
+    def reject(self, user: object, reason: str, note: str = "") -> bool:
+        """Reject the draft; nothing is sent."""
+        with transaction.atomic():
+            won = self._transition(
+                [self.READY],
+                status=self.REJECTED,
+                decided_at=timezone.now(),
+                decided_by=user,
+                reject_reason=reason,
+                reject_note=note,
+            )
+            if won:
+                ReviewEvent.objects.create(
+                    draft=self,
+                    user=user,
+                    action=ReviewEvent.REJECT,
+                    text_before=self.reply_text,
+                    note=f"{reason}: {note}".rstrip(": "),
+                )
+        return won
+
+    def retry_generation(self, user: object | None) -> bool:
+        """Queue a failed draft for the model again."""
+        with transaction.atomic():
+            won = self._transition([self.FAILED], status=self.QUEUED)
+            if won:
+                ReviewEvent.objects.create(
+                    draft=self, user=user, action=ReviewEvent.RETRY, note=self.error
+                )
+                from drafts.tasks import enqueue_generation
+
+                enqueue_generation(self)
+        return won
+
+    def retry_send(self, user: object | None) -> bool:
+        """Queue a reply whose sending failed for another attempt, same Message-ID."""
+        with transaction.atomic():
+            won = self._transition([self.SEND_FAILED], status=self.APPROVED)
+            if won:
+                ReviewEvent.objects.create(
+                    draft=self, user=user, action=ReviewEvent.RETRY_SEND, note=self.send_error
+                )
+                from drafts.tasks import enqueue_send
+
+                enqueue_send(self)
+        return won
+
+
+def _normalized(text: str) -> str:
+    return " ".join(text.split())
+
+
+class ReviewEvent(models.Model):
+    """Who did what to a draft, and when, with the text before and after."""
+
+    EDIT, APPROVE, REJECT, RETRY, RETRY_SEND, SENT, SEND_FAILED = (
+        "edit",
+        "approve",
+        "reject",
+        "retry",
+        "retry_send",
+        "sent",
+        "send_failed",
+    )
+    ACTIONS = [
+        (EDIT, "Edited"),
+        (APPROVE, "Approved"),
+        (REJECT, "Rejected"),
+        (RETRY, "Retried generation"),
+        (RETRY_SEND, "Retried sending"),
+        (SENT, "Sent"),
+        (SEND_FAILED, "Sending failed"),
+    ]
+
+    draft = models.ForeignKey(Draft, on_delete=models.CASCADE, related_name="events")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    action = models.CharField(max_length=20, choices=ACTIONS)
+    text_before = models.TextField(blank=True)
+    text_after = models.TextField(blank=True)
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} by {self.user or 'system'}"

@@ -1,0 +1,74 @@
+"""Supervisor numbers: what each reviewer decided, and how fast."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from statistics import median
+
+from drafts.models import Draft
+
+DECIDED = [Draft.APPROVED, Draft.SENDING, Draft.SENT, Draft.SEND_FAILED, Draft.REJECTED]
+
+
+@dataclass
+class ReviewerRow:
+    """One reviewer's decisions."""
+
+    reviewer: str
+    approved_unchanged: int = 0
+    approved_edited: int = 0
+    rejected: int = 0
+    sent: int = 0
+    median_seconds: float | None = None
+
+    @property
+    def decided(self) -> int:
+        return self.approved_unchanged + self.approved_edited + self.rejected
+
+    def share(self, count: int) -> int:
+        """Percent of this reviewer's decisions, for the bar chart."""
+        return round(100 * count / self.decided) if self.decided else 0
+
+    @property
+    def bar(self) -> list[tuple[str, int, int]]:
+        """(css class, percent, count) per kind of decision."""
+        kinds = [
+            ("unchanged", self.approved_unchanged),
+            ("edited", self.approved_edited),
+            ("rejected", self.rejected),
+        ]
+        return [(kind, self.share(count), count) for kind, count in kinds]
+
+    @property
+    def median_display(self) -> str:
+        if self.median_seconds is None:
+            return "–"
+        minutes, seconds = divmod(round(self.median_seconds), 60)
+        hours, minutes = divmod(minutes, 60)
+        return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {seconds:02d}s"
+
+
+def per_reviewer() -> list[ReviewerRow]:
+    """A row per reviewer who decided anything, busiest first."""
+    rows: dict[str, ReviewerRow] = {}
+    waits: dict[str, list[float]] = {}
+    decided = Draft.objects.filter(status__in=DECIDED, decided_by__isnull=False).select_related(
+        "decided_by"
+    )
+    for draft in decided.only(
+        "status", "generated_text", "reply_text", "ready_at", "decided_at", "decided_by__username"
+    ):
+        name = draft.decided_by.username
+        row = rows.setdefault(name, ReviewerRow(name))
+        if draft.status == Draft.REJECTED:
+            row.rejected += 1
+        elif draft.was_edited:
+            row.approved_edited += 1
+        else:
+            row.approved_unchanged += 1
+        row.sent += draft.status == Draft.SENT
+        if draft.ready_at and draft.decided_at:
+            waits.setdefault(name, []).append((draft.decided_at - draft.ready_at).total_seconds())
+    for name, values in waits.items():
+        rows[name].median_seconds = median(values)
+    return sorted(rows.values(), key=lambda r: (-r.decided, r.reviewer))
