@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from drafts import mailparse
@@ -45,12 +46,16 @@ def find_thread(mailbox: Mailbox, parsed: mailparse.ParsedMail) -> Thread:
     References header cannot attach mail to another customer's conversation.
     """
     customer = parsed.reply_to or parsed.from_address
+    mine = {parsed.from_address, parsed.reply_to} - {""}
     ids = [parsed.in_reply_to, *reversed(parsed.references)]
     ids = [i for i in ids if i]
-    if ids:
+    if ids and mine:
+        same_customer = (
+            Q(from_address__in=mine) | Q(reply_to__in=mine) | Q(thread__customer_address__in=mine)
+        )
         parent = (
             Message.objects.filter(mailbox=mailbox, message_id__in=ids, thread__isnull=False)
-            .filter(thread__customer_address__in={parsed.from_address, customer})
+            .filter(same_customer)
             .select_related("thread")
             .order_by("-id")
             .first()
@@ -60,7 +65,7 @@ def find_thread(mailbox: Mailbox, parsed: mailparse.ParsedMail) -> Thread:
     subject = mailparse.normalize_subject(parsed.subject)
     if subject != parsed.subject.strip():
         thread = (
-            Thread.objects.filter(mailbox=mailbox, subject=subject, customer_address=customer)
+            Thread.objects.filter(mailbox=mailbox, subject=subject, customer_address__in=mine)
             .order_by("-last_message_at")
             .first()
         )

@@ -19,7 +19,7 @@ DATE_PATTERNS = [
     r"\d{4}-\d{1,2}-\d{1,2}",
     r"\d{4}/\d{1,2}/\d{1,2}",
     r"\b\d{1,2}/\d{1,2}\b",
-    r"\b(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day,?\s+"
+    r"\b(?:(?:next|this)\s+)?(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day,?\s+"
     r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.?\s+\d{1,2}(?:st|nd|rd|th)?\b",
     r"\b(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.?\s+\d{1,2}(?:st|nd|rd|th)?"
     r"(?:,?\s+\d{4})?\b",

@@ -1,0 +1,109 @@
+"""Shared fixtures: named users, the default mailbox, mail files, a real SMTP server."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.utils import timezone
+
+from drafts.ingest import ingest_message
+from drafts.models import Draft, Mailbox, Message
+
+MAIL_DIR = Path(__file__).parent / "fixtures" / "mail"
+DEMO_INBOX = Path(settings.BASE_DIR) / "drafts" / "demo" / "inbox.mbox"
+
+
+def mail_bytes(name: str) -> bytes:
+    """A fixture email as raw bytes."""
+    return (MAIL_DIR / name).read_bytes()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class SMTPRecorder:
+    """aiosmtpd handler that keeps what it receives and can be told to refuse."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[list[str], object]] = []
+        self.refuse_with: str | None = None
+
+    async def handle_DATA(self, server: object, session: object, envelope) -> str:
+        if self.refuse_with:
+            return self.refuse_with
+        message = BytesParser(policy=policy.default).parsebytes(envelope.original_content)
+        self.received.append((list(envelope.rcpt_tos), message))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_server(settings) -> Iterator[SMTPRecorder]:
+    """A real SMTP server on a free local port; Django's settings point at it."""
+    recorder = SMTPRecorder()
+    port = free_port()
+    controller = Controller(recorder, hostname="127.0.0.1", port=port)
+    controller.start()
+    # pytest-django swaps in the locmem backend; these tests talk to a real server.
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+    recorder.port = port
+    try:
+        yield recorder
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def mailbox(db) -> Mailbox:
+    return Mailbox.default()
+
+
+@pytest.fixture
+def alice(db) -> User:
+    """A reviewer."""
+    return User.objects.create_user("alice", "alice@acme.example", "alice-password-1")
+
+
+@pytest.fixture
+def bob(db) -> User:
+    """A second reviewer."""
+    return User.objects.create_user("bob", "bob@acme.example", "bob-password-1")
+
+
+@pytest.fixture
+def alice_client(client, alice):
+    client.force_login(alice)
+    return client
+
+
+def make_ready_draft(mailbox: Mailbox, name: str = "inquiry_en.eml", **fields: object) -> Draft:
+    """Ingest a fixture email and give it a draft as the model would have left it."""
+    message, _ = ingest_message(mailbox, mail_bytes(name))
+    values = {
+        "status": Draft.READY,
+        "intent": "inquiry",
+        "confidence": 0.8,
+        "ready_at": timezone.now(),
+        "language": "en",
+        "generated_text": "Dear Olivia Brown,\n\nThank you for your interest.\n\nAcme Cloud Support Team",
+        "fields": {
+            "customer_name": [
+                {"value": "Olivia Brown", "source": "header", "span": None, "verified": True}
+            ]
+        },
+    }
+    values.update(fields)
+    values.setdefault("reply_text", values["generated_text"])
+    Draft.objects.filter(message=message).update(**values)
+    return Message.objects.get(pk=message.pk).draft

@@ -1,0 +1,144 @@
+"""The whole loop: mbox import -> real worker + real model -> review over HTTP -> SMTP -> stats."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connection
+from django.test import Client
+from django.urls import reverse
+from django_q.brokers import get_broker
+
+from drafts.models import Draft, Message
+from tests.conftest import MAIL_DIR
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def database_url() -> str:
+    """A URL for the test database, for the worker process."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def wait_for(predicate, timeout: float, what: str, worker=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        if worker is not None and worker.poll() is not None:
+            pytest.fail(f"the worker exited with code {worker.returncode} while waiting for {what}")
+        time.sleep(0.5)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture
+def worker(smtp_server, tmp_path):
+    """A real django-q2 cluster in its own process, on the test database."""
+    get_broker().purge_queue()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(smtp_server.port),
+        "REPLYHUB_MAX_NEW_TOKENS": "24",
+        "REPLYHUB_ANALYSIS_MAX_NEW_TOKENS": "16",
+    }
+    log_path = tmp_path / "worker.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "qcluster"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            print(log_path.read_text(errors="replace")[-5000:])
+
+
+def csrf_token(client: Client, url: str) -> str:
+    page = client.get(url).text
+    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+
+
+def test_mail_in_draft_review_send_and_stats(worker, smtp_server, alice, tmp_path):
+    mbox = tmp_path / "inbox.mbox"
+    with mbox.open("wb") as out:
+        for name in ("inquiry_en.eml", "out_of_office.eml"):
+            out.write(b"From MAILER-DAEMON Thu Jan  1 00:00:00 2026\n")
+            out.write((MAIL_DIR / name).read_bytes().rstrip(b"\n") + b"\n\n")
+    call_command("import_mail", str(mbox))
+    assert Message.objects.count() == 2
+    draft = Draft.objects.get()  # the auto-reply got none
+
+    wait_for(
+        lambda: Draft.objects.get(pk=draft.pk).status in (Draft.READY, Draft.FAILED),
+        timeout=300,
+        what="the worker to draft the reply",
+        worker=worker,
+    )
+    draft.refresh_from_db()
+    assert draft.status == Draft.READY, draft.error
+    assert draft.reply_text.startswith("Dear Olivia Brown,")
+    assert draft.completion_tokens > 0
+
+    client = Client(enforce_csrf_checks=True)
+    login = reverse("login")
+    response = client.post(
+        login,
+        {
+            "username": "alice",
+            "password": "alice-password-1",
+            "csrfmiddlewaretoken": csrf_token(client, login),
+        },
+    )
+    assert response.status_code == 302
+    page = reverse("draft", args=[draft.pk])
+    assert "Pricing for Acme CRM, 25 seats" in client.get(page).text
+    edited = "Dear Olivia Brown,\n\nAcme CRM Professional includes the API. A quote follows today."
+    response = client.post(
+        reverse("draft_action", args=[draft.pk]),
+        {"action": "approve", "reply_text": edited, "csrfmiddlewaretoken": csrf_token(client, page)},
+    )
+    assert response.status_code == 302
+
+    wait_for(lambda: smtp_server.received, timeout=60, what="the reply at the SMTP server")
+    [(recipients, sent)] = smtp_server.received
+    assert recipients == ["purchasing@northwind.example"]
+    assert sent["Subject"] == "Re: Pricing for Acme CRM, 25 seats"
+    assert sent["In-Reply-To"] == "<fixture-inquiry-1@northwind.example>"
+    assert sent["References"] == "<fixture-inquiry-1@northwind.example>"
+    assert sent.get_content().replace("\r\n", "\n").strip() == edited
+    wait_for(
+        lambda: Draft.objects.get(pk=draft.pk).status == Draft.SENT,
+        timeout=30,
+        what="the draft to be marked sent",
+    )
+
+    stats = client.get(reverse("stats"))
+    [row] = stats.context["rows"]
+    assert (row.reviewer, row.approved_edited, row.approved_unchanged, row.sent) == (
+        "alice",
+        1,
+        0,
+        1,
+    )
+    assert len(smtp_server.received) == 1

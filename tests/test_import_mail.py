@@ -1,0 +1,94 @@
+"""Importing .eml files, folders and mbox files: everything stored once, drafts queued."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from drafts.ingest import ingest_message
+from drafts.models import Draft, Message, Thread
+from tests.conftest import DEMO_INBOX, MAIL_DIR, mail_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+def test_it_imports_the_demo_inbox(mailbox, capsys):
+    call_command("import_mail", str(DEMO_INBOX))
+    assert Message.objects.count() == 30
+    assert Draft.objects.count() == 28
+    assert set(Draft.objects.values_list("status", flat=True)) == {Draft.QUEUED}
+    out = capsys.readouterr().out
+    assert "100%" in out
+    assert "30 new message(s)" in out
+
+
+def test_importing_the_same_mbox_twice_adds_nothing(mailbox, capsys):
+    call_command("import_mail", str(DEMO_INBOX))
+    call_command("import_mail", str(DEMO_INBOX))
+    assert Message.objects.count() == 30
+    assert Draft.objects.count() == 28
+    assert "0 new message(s), 30 already stored" in capsys.readouterr().out
+
+
+def test_auto_replies_and_bulk_mail_are_stored_without_a_draft(mailbox):
+    call_command("import_mail", str(DEMO_INBOX))
+    kinds = dict(Message.objects.exclude(auto_kind="").values_list("auto_kind", "subject"))
+    assert set(kinds) == {"auto-reply", "bulk"}
+    assert not Draft.objects.filter(message__auto_kind__gt="").exists()
+
+
+def test_it_imports_a_folder_of_eml_files(mailbox, tmp_path):
+    for name in ("inquiry_en.eml", "chinese_gb2312.eml", "out_of_office.eml"):
+        shutil.copy(MAIL_DIR / name, tmp_path / name)
+    call_command("import_mail", str(tmp_path))
+    assert Message.objects.count() == 3
+    assert Draft.objects.count() == 2
+    chinese = Message.objects.get(message_id="<fixture-zh-1@huaxin.example>")
+    assert chinese.subject == "询问一下价格"
+    assert chinese.from_name == "李娜"
+    assert "艾克美客服云" in chinese.text
+
+
+def test_a_file_that_is_not_mail_is_refused_by_name_and_nothing_is_imported(mailbox, tmp_path):
+    shutil.copy(MAIL_DIR / "inquiry_en.eml", tmp_path / "a.eml")
+    shutil.copy(MAIL_DIR.parent / "not_mail.png", tmp_path / "b.png")
+    with pytest.raises(CommandError) as raised:
+        call_command("import_mail", str(tmp_path))
+    assert "b.png" in str(raised.value)
+    assert "not an email" in str(raised.value)
+    assert Message.objects.count() == 0
+
+
+def test_a_missing_path_is_refused_by_name(mailbox, tmp_path):
+    with pytest.raises(CommandError, match="nowhere.mbox: no such file"):
+        call_command("import_mail", str(tmp_path / "nowhere.mbox"))
+
+
+def test_raw_bytes_are_kept_unchanged(mailbox):
+    raw = mail_bytes("inquiry_en.eml")
+    message, created = ingest_message(mailbox, raw)
+    assert created
+    assert bytes(message.raw) == raw
+    assert message.reply_address == "purchasing@northwind.example"
+
+
+def test_a_reply_joins_the_customers_thread(mailbox):
+    first, _ = ingest_message(mailbox, mail_bytes("inquiry_en.eml"))
+    reply, _ = ingest_message(mailbox, mail_bytes("reply_in_thread.eml"))
+    assert reply.thread_id == first.thread_id
+    assert Thread.objects.count() == 1
+
+
+def test_a_forged_reference_cannot_join_another_customers_thread(mailbox):
+    first, _ = ingest_message(mailbox, mail_bytes("inquiry_en.eml"))
+    forged, _ = ingest_message(mailbox, mail_bytes("forged_reference.eml"))
+    assert forged.thread_id != first.thread_id
+
+
+def test_html_is_sanitized_and_text_derived_from_it(mailbox):
+    message, _ = ingest_message(mailbox, mail_bytes("newsletter.eml"))
+    assert "<script" not in message.html
+    assert "tracker.example" not in message.html
+    assert "Our new features." in message.text

@@ -1,0 +1,134 @@
+"""Reviewing in the browser: queue, draft page, edit, approve, reject, retry."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from drafts.models import Draft, ReviewEvent
+from tests.conftest import make_ready_draft
+
+pytestmark = pytest.mark.django_db
+
+
+def act(client, draft, **data):
+    return client.post(reverse("draft_action", args=[draft.pk]), data, follow=True)
+
+
+def test_pages_require_login(client, mailbox):
+    draft = make_ready_draft(mailbox)
+    for url in (
+        reverse("queue"),
+        reverse("draft", args=[draft.pk]),
+        reverse("message_body", args=[draft.pk]),
+        reverse("stats"),
+    ):
+        response = client.get(url)
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("login"))
+    act(client, draft, action="approve", reply_text="x")
+    assert Draft.objects.get(pk=draft.pk).status == Draft.READY
+
+
+def test_login_form_works(client, alice):
+    response = client.post(
+        reverse("login"), {"username": "alice", "password": "alice-password-1"}, follow=True
+    )
+    assert response.context["user"].username == "alice"
+    assert response.request["PATH_INFO"] == reverse("queue")
+
+
+def test_queue_lists_drafts_awaiting_review(alice_client, mailbox):
+    make_ready_draft(mailbox)
+    response = alice_client.get(reverse("queue"))
+    assert response.status_code == 200
+    assert "Pricing for Acme CRM, 25 seats" in response.text
+    assert "inquiry · 咨询" in response.text
+    assert 'Awaiting review <span class="count">1</span>' in response.text
+
+
+def test_draft_page_shows_email_draft_intent_and_fields(alice_client, mailbox):
+    draft = make_ready_draft(mailbox)
+    response = alice_client.get(reverse("draft", args=[draft.pk]))
+    assert "We are evaluating Acme CRM" in response.text
+    assert "Thank you for your interest." in response.text
+    assert "inquiry · 咨询" in response.text
+    assert "Olivia Brown" in response.text
+    assert "Approve &amp; send" in response.text
+
+
+def test_save_edit_keeps_the_text_and_records_it(alice_client, alice, mailbox):
+    draft = make_ready_draft(mailbox)
+    response = act(alice_client, draft, action="save", reply_text="Dear Olivia,\r\n\r\nEdited.")
+    assert "Edit saved." in response.text
+    draft.refresh_from_db()
+    assert draft.reply_text == "Dear Olivia,\n\nEdited."
+    assert draft.status == Draft.READY
+    event = draft.events.get()
+    assert (event.action, event.user, event.text_after) == ("edit", alice, draft.reply_text)
+
+
+def test_approve_records_the_decision_and_queues_one_send(alice_client, alice, mailbox):
+    draft = make_ready_draft(mailbox)
+    response = act(alice_client, draft, action="approve", reply_text="Dear Olivia,\n\nYes.")
+    assert "Approved. The reply is being sent." in response.text
+    draft.refresh_from_db()
+    assert draft.status == Draft.APPROVED
+    assert draft.decided_by == alice
+    assert draft.outgoing_message_id.endswith("@acme.example>")
+    assert draft.events.get().action == ReviewEvent.APPROVE
+
+
+def test_a_second_approval_changes_nothing(alice_client, bob, client, mailbox):
+    draft = make_ready_draft(mailbox)
+    act(alice_client, draft, action="approve", reply_text="First answer")
+    client.force_login(bob)
+    response = act(client, draft, action="approve", reply_text="Second answer")
+    assert "Someone else may have acted on it first." in response.text
+    draft.refresh_from_db()
+    assert draft.reply_text == "First answer"
+    assert draft.decided_by.username == "alice"
+
+
+def test_an_empty_reply_cannot_be_approved(alice_client, mailbox):
+    draft = make_ready_draft(mailbox)
+    response = act(alice_client, draft, action="approve", reply_text="   ")
+    assert "The reply is empty." in response.text
+    assert Draft.objects.get(pk=draft.pk).status == Draft.READY
+
+
+def test_reject_needs_a_reason(alice_client, mailbox):
+    draft = make_ready_draft(mailbox)
+    response = act(alice_client, draft, action="reject")
+    assert "Choose a reason" in response.text
+    assert Draft.objects.get(pk=draft.pk).status == Draft.READY
+    act(alice_client, draft, action="reject", reason="wrong_facts", note="invented a price")
+    draft.refresh_from_db()
+    assert draft.status == Draft.REJECTED
+    assert draft.reject_reason == "wrong_facts"
+    assert draft.events.get().note == "wrong_facts: invented a price"
+
+
+def test_a_failed_draft_shows_its_reason_and_can_be_retried(alice_client, mailbox):
+    draft = make_ready_draft(
+        mailbox, status=Draft.FAILED, error="ModelLoadError: Model not found at /nowhere"
+    )
+    response = alice_client.get(reverse("queue") + "?tab=problems")
+    assert "Model not found at /nowhere" in response.text
+    response = act(alice_client, draft, action="retry")
+    assert "Queued for the model again." in response.text
+    assert Draft.objects.get(pk=draft.pk).status == Draft.QUEUED
+
+
+def test_email_html_is_served_sandboxed(alice_client, mailbox):
+    draft = make_ready_draft(mailbox, "html_hostile.eml")
+    response = alice_client.get(reverse("message_body", args=[draft.pk]))
+    assert "<script" not in response.text
+    assert "sandbox" in response["Content-Security-Policy"]
+    assert "default-src 'none'" in response["Content-Security-Policy"]
+    assert "onclick" not in response.text
+    assert "onerror" not in response.text
+    assert "javascript:" not in response.text
+    assert "tracker.example" not in response.text
+    assert "<form" not in response.text
+    assert "<b>Acme Analytics</b>" in response.text
