@@ -96,7 +96,9 @@ def make_ready_draft(mailbox: Mailbox, name: str = "inquiry_en.eml", **fields: o
         "confidence": 0.8,
         "ready_at": timezone.now(),
         "language": "en",
-        "generated_text": "Dear Olivia Brown,\n\nThank you for your interest.\n\nAcme Cloud Support Team",
+        "generated_text": (
+            "Dear Olivia Brown,\n\nThank you for your interest.\n\nAcme Cloud Support Team"
+        ),
         "fields": {
             "customer_name": [
                 {"value": "Olivia Brown", "source": "header", "span": None, "verified": True}

@@ -116,7 +116,11 @@ def test_mail_in_draft_review_send_and_stats(worker, smtp_server, alice, tmp_pat
     edited = "Dear Olivia Brown,\n\nAcme CRM Professional includes the API. A quote follows today."
     response = client.post(
         reverse("draft_action", args=[draft.pk]),
-        {"action": "approve", "reply_text": edited, "csrfmiddlewaretoken": csrf_token(client, page)},
+        {
+            "action": "approve",
+            "reply_text": edited,
+            "csrfmiddlewaretoken": csrf_token(client, page),
+        },
     )
     assert response.status_code == 302
 

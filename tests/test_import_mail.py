@@ -62,7 +62,7 @@ def test_a_file_that_is_not_mail_is_refused_by_name_and_nothing_is_imported(mail
 
 
 def test_a_missing_path_is_refused_by_name(mailbox, tmp_path):
-    with pytest.raises(CommandError, match="nowhere.mbox: no such file"):
+    with pytest.raises(CommandError, match=r"nowhere\.mbox: no such file"):
         call_command("import_mail", str(tmp_path / "nowhere.mbox"))
 
 

@@ -101,7 +101,8 @@ def test_markdown_is_stripped_and_our_greeting_and_signoff_are_used():
 
 
 def test_a_chinese_reply_gets_the_chinese_greeting():
-    reply, flags = replycheck.enforce("您好！感谢您的来信。\n此致\n敬礼", "zh", "张伟", "艾克美团队")
+    written = "您好！感谢您的来信。\n此致\n敬礼"
+    reply, flags = replycheck.enforce(written, "zh", "张伟", "艾克美团队")
     assert reply == "尊敬的张伟：\n\n感谢您的来信。\n\n艾克美团队"
     assert flags == []
 

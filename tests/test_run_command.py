@@ -99,7 +99,7 @@ def test_run_sets_up_and_supervises_replyhub(tmp_path):
         assert "Demo inbox: 30 new message(s)" in run.output
         queue = run.wait_until(lambda: login(run.web, "admin", password), "the web server")
         assert "Awaiting review" in queue
-        assert "In progress <span class=\"count\">" in queue
+        assert 'In progress <span class="count">' in queue
         run.wait_until(lambda: smtp_answers(smtp_port), "the SMTP sink")
 
         sink = run.child("smtp_sink")

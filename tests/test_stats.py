@@ -21,9 +21,7 @@ def decided(mailbox, user, name, minutes, action, text=None, reason="tone"):
         draft.approve(user, text or draft.generated_text)
     else:
         draft.reject(user, reason)
-    Draft.objects.filter(pk=draft.pk).update(
-        ready_at=draft.decided_at - timedelta(minutes=minutes)
-    )
+    Draft.objects.filter(pk=draft.pk).update(ready_at=draft.decided_at - timedelta(minutes=minutes))
 
 
 def row_for(response, username):
