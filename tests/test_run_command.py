@@ -112,12 +112,14 @@ def test_run_sets_up_and_supervises_replyhub(tmp_path):
         run.wait_until(lambda: smtp_answers(smtp_port), "the restarted SMTP sink")
         children = psutil.Process(run.process.pid).children()
         assert {c.cmdline()[2] for c in children} == {"runserver", "qcluster", "smtp_sink"}
+        children = psutil.Process(run.process.pid).children(recursive=True)
+        assert len(children) > 3  # the django-q2 cluster forks its own processes
     finally:
         code = run.stop()
     assert code == 0
     assert "Stopping" in run.output
     _, alive = psutil.wait_procs(children, timeout=30)
-    assert alive == []
+    assert alive == []  # no orphans left behind
 
     second = Run(tmp_path, free_port(), free_port())
     try:

@@ -7,11 +7,13 @@ with backoff. Ctrl-C stops all of them.
 
 from __future__ import annotations
 
+import os
 import secrets
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
@@ -19,6 +21,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
+from drafts.imap import ensure_schedule
 from drafts.ingest import import_paths
 from drafts.models import Mailbox, Message
 
@@ -42,14 +45,17 @@ class Supervised:
         self.started_at = 0.0
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.argv)
+        # Its own process group, so stopping it also stops the processes it forked
+        # (a django-q2 cluster is several).
+        self.process = subprocess.Popen(self.argv, start_new_session=True)
         self.started_at = time.monotonic()
 
-    def check(self, log: object) -> None:
+    def check(self, log: Callable[[str], object]) -> None:
         """Restart the process if it has exited and its backoff delay has passed."""
         now = time.monotonic()
         if self.process is not None and self.process.poll() is not None:
             code = self.process.returncode
+            self._signal_group(signal.SIGKILL)  # leftovers of the crashed process
             if now - self.started_at > 60:
                 self.backoff = 1.0  # it ran fine for a while: start over
             log(f"{self.name} exited with code {code}; restarting in {self.backoff:.0f} s")
@@ -59,13 +65,23 @@ class Supervised:
         if self.process is None and now >= self.restart_at:
             self.start()
 
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+    def stop(self, grace: float = 10) -> None:
+        """Ask the whole process group to stop; kill what is left after ``grace`` seconds."""
+        if self.process is None:
+            return
+        self._signal_group(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+        self._signal_group(signal.SIGKILL)
+        self.process.wait()
+
+    def _signal_group(self, signum: int) -> None:
+        try:
+            os.killpg(self.process.pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 class Command(BaseCommand):
@@ -84,6 +100,10 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=1)
         self._ensure_admin()
         mailbox = Mailbox.default()
+        if ensure_schedule():
+            self.stdout.write(
+                f"Fetching mail over IMAP every {settings.IMAP_POLL_MINUTES} minute(s)."
+            )
         if not no_demo and not Message.objects.exists():
             self.stdout.write("First run: importing the demo inbox…")
             report = import_paths([DEMO_INBOX], mailbox, progress=self.stdout.write)
