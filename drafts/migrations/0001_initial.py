@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,140 +15,349 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Mailbox',
+            name="Mailbox",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True)),
-                ('address', models.EmailField(help_text='Replies are sent from this address.', max_length=254)),
-                ('display_name', models.CharField(blank=True, max_length=100)),
-                ('company_name', models.CharField(blank=True, max_length=100)),
-                ('signoff', models.CharField(blank=True, help_text='Last line of every reply.', max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, unique=True)),
+                (
+                    "address",
+                    models.EmailField(
+                        help_text="Replies are sent from this address.", max_length=254
+                    ),
+                ),
+                ("display_name", models.CharField(blank=True, max_length=100)),
+                ("company_name", models.CharField(blank=True, max_length=100)),
+                (
+                    "signoff",
+                    models.CharField(
+                        blank=True, help_text="Last line of every reply.", max_length=200
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
         ),
         migrations.CreateModel(
-            name='Message',
+            name="Message",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('direction', models.CharField(choices=[('in', 'received'), ('out', 'sent')], default='in', max_length=3)),
-                ('raw', models.BinaryField()),
-                ('sha256', models.CharField(max_length=64)),
-                ('message_id', models.CharField(db_index=True, max_length=998)),
-                ('in_reply_to', models.CharField(blank=True, max_length=998)),
-                ('references', models.TextField(blank=True)),
-                ('subject', models.CharField(blank=True, max_length=998)),
-                ('from_name', models.CharField(blank=True, max_length=300)),
-                ('from_address', models.CharField(blank=True, max_length=320)),
-                ('reply_to', models.CharField(blank=True, max_length=320)),
-                ('to', models.TextField(blank=True)),
-                ('date', models.DateTimeField(blank=True, null=True)),
-                ('text', models.TextField(blank=True, help_text='Plain-text body for display and the model.')),
-                ('html', models.TextField(blank=True, help_text='HTML body, sanitized with nh3.')),
-                ('headers', models.JSONField(default=list)),
-                ('auto_kind', models.CharField(blank=True, help_text='Why no draft: auto-reply, bulk, list, bounce.', max_length=40)),
-                ('defects', models.JSONField(default=list)),
-                ('received_at', models.DateTimeField(auto_now_add=True)),
-                ('mailbox', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='messages', to='drafts.mailbox')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "direction",
+                    models.CharField(
+                        choices=[("in", "received"), ("out", "sent")], default="in", max_length=3
+                    ),
+                ),
+                ("raw", models.BinaryField()),
+                ("sha256", models.CharField(max_length=64)),
+                ("message_id", models.CharField(db_index=True, max_length=998)),
+                ("in_reply_to", models.CharField(blank=True, max_length=998)),
+                ("references", models.TextField(blank=True)),
+                ("subject", models.CharField(blank=True, max_length=998)),
+                ("from_name", models.CharField(blank=True, max_length=300)),
+                ("from_address", models.CharField(blank=True, max_length=320)),
+                ("reply_to", models.CharField(blank=True, max_length=320)),
+                ("to", models.TextField(blank=True)),
+                ("date", models.DateTimeField(blank=True, null=True)),
+                (
+                    "text",
+                    models.TextField(
+                        blank=True, help_text="Plain-text body for display and the model."
+                    ),
+                ),
+                ("html", models.TextField(blank=True, help_text="HTML body, sanitized with nh3.")),
+                ("headers", models.JSONField(default=list)),
+                (
+                    "auto_kind",
+                    models.CharField(
+                        blank=True,
+                        help_text="Why no draft: auto-reply, bulk, list, bounce.",
+                        max_length=40,
+                    ),
+                ),
+                ("defects", models.JSONField(default=list)),
+                ("received_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "mailbox",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="messages",
+                        to="drafts.mailbox",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['date', 'id'],
+                "ordering": ["date", "id"],
             },
         ),
         migrations.CreateModel(
-            name='PromptTemplate',
+            name="PromptTemplate",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(default='default', max_length=100)),
-                ('version', models.PositiveIntegerField(default=1)),
-                ('is_active', models.BooleanField(default=True)),
-                ('system_prompt', models.TextField(help_text='Variables: {company_name}, {signoff}, {sender_name}, {customer_name}, {subject}, {email} (the email quoted as data), {language}, {reply_language}, {greeting}, {intent}, {fields}, {length_limit}. {intent}, {fields}, {customer_name} and {greeting} are filled after the analysis, so use them in the reply prompt.')),
-                ('analysis_prompt', models.TextField(help_text='Variables: {company_name}, {signoff}, {sender_name}, {customer_name}, {subject}, {email} (the email quoted as data), {language}, {reply_language}, {greeting}, {intent}, {fields}, {length_limit}. {intent}, {fields}, {customer_name} and {greeting} are filled after the analysis, so use them in the reply prompt.')),
-                ('reply_prompt', models.TextField(help_text='Variables: {company_name}, {signoff}, {sender_name}, {customer_name}, {subject}, {email} (the email quoted as data), {language}, {reply_language}, {greeting}, {intent}, {fields}, {length_limit}. {intent}, {fields}, {customer_name} and {greeting} are filled after the analysis, so use them in the reply prompt.')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(default="default", max_length=100)),
+                ("version", models.PositiveIntegerField(default=1)),
+                ("is_active", models.BooleanField(default=True)),
+                (
+                    "system_prompt",
+                    models.TextField(
+                        help_text="Variables: {company_name}, {signoff}, {sender_name}, {customer_name}, {subject}, {email} (the email quoted as data), {language}, {reply_language}, {greeting}, {intent}, {fields}, {length_limit}. {intent}, {fields}, {customer_name} and {greeting} are filled after the analysis, so use them in the reply prompt."
+                    ),
+                ),
+                (
+                    "analysis_prompt",
+                    models.TextField(
+                        help_text="Variables: {company_name}, {signoff}, {sender_name}, {customer_name}, {subject}, {email} (the email quoted as data), {language}, {reply_language}, {greeting}, {intent}, {fields}, {length_limit}. {intent}, {fields}, {customer_name} and {greeting} are filled after the analysis, so use them in the reply prompt."
+                    ),
+                ),
+                (
+                    "reply_prompt",
+                    models.TextField(
+                        help_text="Variables: {company_name}, {signoff}, {sender_name}, {customer_name}, {subject}, {email} (the email quoted as data), {language}, {reply_language}, {greeting}, {intent}, {fields}, {length_limit}. {intent}, {fields}, {customer_name} and {greeting} are filled after the analysis, so use them in the reply prompt."
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name', '-version'],
+                "ordering": ["name", "-version"],
             },
         ),
         migrations.CreateModel(
-            name='Draft',
+            name="Draft",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('queued', 'Waiting for the model'), ('generating', 'Generating'), ('failed', 'Generation failed'), ('ready', 'Awaiting review'), ('approved', 'Approved, sending'), ('sending', 'Sending'), ('sent', 'Sent'), ('send_failed', 'Sending failed'), ('rejected', 'Rejected')], db_index=True, default='queued', max_length=20)),
-                ('intent', models.CharField(blank=True, max_length=30)),
-                ('confidence', models.FloatField(blank=True, null=True)),
-                ('intent_scores', models.JSONField(blank=True, default=dict)),
-                ('fields', models.JSONField(blank=True, default=dict)),
-                ('language', models.CharField(blank=True, max_length=5)),
-                ('flags', models.JSONField(blank=True, default=list)),
-                ('generated_text', models.TextField(blank=True, help_text='The reply as the model wrote it.')),
-                ('reply_text', models.TextField(blank=True, help_text='The reply as it stands now.')),
-                ('generation', models.JSONField(blank=True, default=dict, help_text='Engine, model, sampling.')),
-                ('prompt_tokens', models.PositiveIntegerField(blank=True, null=True)),
-                ('completion_tokens', models.PositiveIntegerField(blank=True, null=True)),
-                ('timings', models.JSONField(blank=True, default=dict)),
-                ('error', models.TextField(blank=True)),
-                ('version', models.PositiveIntegerField(default=1, help_text='Bumped on every change.')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('ready_at', models.DateTimeField(blank=True, null=True)),
-                ('decided_at', models.DateTimeField(blank=True, null=True)),
-                ('reject_reason', models.CharField(blank=True, choices=[('wrong_intent', 'Wrong intent or misunderstood the email'), ('wrong_facts', 'Wrong or invented facts'), ('tone', 'Tone or format not acceptable'), ('needs_human', 'Needs a personal answer'), ('no_reply_needed', 'No reply needed'), ('other', 'Other')], max_length=30)),
-                ('reject_note', models.TextField(blank=True)),
-                ('outgoing_message_id', models.CharField(blank=True, max_length=998)),
-                ('send_attempts', models.PositiveIntegerField(default=0)),
-                ('send_error', models.TextField(blank=True)),
-                ('sent_at', models.DateTimeField(blank=True, null=True)),
-                ('decided_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
-                ('message', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='draft', to='drafts.message')),
-                ('template', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='drafts', to='drafts.prompttemplate')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Waiting for the model"),
+                            ("generating", "Generating"),
+                            ("failed", "Generation failed"),
+                            ("ready", "Awaiting review"),
+                            ("approved", "Approved, sending"),
+                            ("sending", "Sending"),
+                            ("sent", "Sent"),
+                            ("send_failed", "Sending failed"),
+                            ("rejected", "Rejected"),
+                        ],
+                        db_index=True,
+                        default="queued",
+                        max_length=20,
+                    ),
+                ),
+                ("intent", models.CharField(blank=True, max_length=30)),
+                ("confidence", models.FloatField(blank=True, null=True)),
+                ("intent_scores", models.JSONField(blank=True, default=dict)),
+                ("fields", models.JSONField(blank=True, default=dict)),
+                ("language", models.CharField(blank=True, max_length=5)),
+                ("flags", models.JSONField(blank=True, default=list)),
+                (
+                    "generated_text",
+                    models.TextField(blank=True, help_text="The reply as the model wrote it."),
+                ),
+                (
+                    "reply_text",
+                    models.TextField(blank=True, help_text="The reply as it stands now."),
+                ),
+                (
+                    "generation",
+                    models.JSONField(
+                        blank=True, default=dict, help_text="Engine, model, sampling."
+                    ),
+                ),
+                ("prompt_tokens", models.PositiveIntegerField(blank=True, null=True)),
+                ("completion_tokens", models.PositiveIntegerField(blank=True, null=True)),
+                ("timings", models.JSONField(blank=True, default=dict)),
+                ("error", models.TextField(blank=True)),
+                (
+                    "version",
+                    models.PositiveIntegerField(default=1, help_text="Bumped on every change."),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("ready_at", models.DateTimeField(blank=True, null=True)),
+                ("decided_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "reject_reason",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("wrong_intent", "Wrong intent or misunderstood the email"),
+                            ("wrong_facts", "Wrong or invented facts"),
+                            ("tone", "Tone or format not acceptable"),
+                            ("needs_human", "Needs a personal answer"),
+                            ("no_reply_needed", "No reply needed"),
+                            ("other", "Other"),
+                        ],
+                        max_length=30,
+                    ),
+                ),
+                ("reject_note", models.TextField(blank=True)),
+                ("outgoing_message_id", models.CharField(blank=True, max_length=998)),
+                ("send_attempts", models.PositiveIntegerField(default=0)),
+                ("send_error", models.TextField(blank=True)),
+                ("sent_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "decided_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "message",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="draft",
+                        to="drafts.message",
+                    ),
+                ),
+                (
+                    "template",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="drafts",
+                        to="drafts.prompttemplate",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at', 'id'],
+                "ordering": ["created_at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='ReviewEvent',
+            name="ReviewEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('action', models.CharField(choices=[('edit', 'Edited'), ('approve', 'Approved'), ('reject', 'Rejected'), ('retry', 'Retried generation'), ('retry_send', 'Retried sending'), ('sent', 'Sent'), ('send_failed', 'Sending failed')], max_length=20)),
-                ('text_before', models.TextField(blank=True)),
-                ('text_after', models.TextField(blank=True)),
-                ('note', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('draft', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='drafts.draft')),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[
+                            ("edit", "Edited"),
+                            ("approve", "Approved"),
+                            ("reject", "Rejected"),
+                            ("retry", "Retried generation"),
+                            ("retry_send", "Retried sending"),
+                            ("sent", "Sent"),
+                            ("send_failed", "Sending failed"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("text_before", models.TextField(blank=True)),
+                ("text_after", models.TextField(blank=True)),
+                ("note", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "draft",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="events",
+                        to="drafts.draft",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at', 'id'],
+                "ordering": ["created_at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Thread',
+            name="Thread",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('subject', models.CharField(help_text='Normalized: no Re:/Fwd:/回复: prefixes.', max_length=500)),
-                ('customer_address', models.CharField(db_index=True, max_length=320)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('last_message_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('mailbox', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='threads', to='drafts.mailbox')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "subject",
+                    models.CharField(
+                        help_text="Normalized: no Re:/Fwd:/回复: prefixes.", max_length=500
+                    ),
+                ),
+                ("customer_address", models.CharField(db_index=True, max_length=320)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("last_message_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "mailbox",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="threads",
+                        to="drafts.mailbox",
+                    ),
+                ),
             ],
         ),
         migrations.AddField(
-            model_name='message',
-            name='thread',
-            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='messages', to='drafts.thread'),
+            model_name="message",
+            name="thread",
+            field=models.ForeignKey(
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="messages",
+                to="drafts.thread",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='prompttemplate',
-            constraint=models.UniqueConstraint(fields=('name', 'version'), name='unique_template_version'),
+            model_name="prompttemplate",
+            constraint=models.UniqueConstraint(
+                fields=("name", "version"), name="unique_template_version"
+            ),
         ),
         migrations.AddIndex(
-            model_name='draft',
-            index=models.Index(fields=['status', 'created_at'], name='drafts_draf_status_727e33_idx'),
+            model_name="draft",
+            index=models.Index(
+                fields=["status", "created_at"], name="drafts_draf_status_727e33_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='message',
-            constraint=models.UniqueConstraint(fields=('mailbox', 'sha256'), name='unique_raw_per_mailbox'),
+            model_name="message",
+            constraint=models.UniqueConstraint(
+                fields=("mailbox", "sha256"), name="unique_raw_per_mailbox"
+            ),
         ),
     ]
