@@ -216,10 +216,10 @@ class Draft(models.Model):
         (GENERATING, "Generating"),
         (FAILED, "Generation failed"),
         (READY, "Awaiting review"),
-        (APPROVED, "Approved, sending"),
-        (SENDING, "Sending"),
+        (APPROVED, "Approved, waiting to send"),
+        (SENDING, "Approved, sending"),
         (SENT, "Sent"),
-        (SEND_FAILED, "Sending failed"),
+        (SEND_FAILED, "Approved, sending failed"),
         (REJECTED, "Rejected"),
     ]
     REJECT_REASONS = [

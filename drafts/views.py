@@ -61,7 +61,13 @@ def queue(request: HttpRequest) -> HttpResponse:
         {"key": key, "label": label, "count": sum(counts.get(s, 0) for s in statuses)}
         for key, label, statuses in QUEUE_TABS
     ]
-    return render(request, "drafts/queue.html", {"drafts": drafts, "tab": tab, "tabs": tab_list})
+    context = {
+        "drafts": drafts,
+        "tab": tab,
+        "tabs": tab_list,
+        "failed_count": counts.get(Draft.FAILED, 0),
+    }
+    return render(request, "drafts/queue.html", context)
 
 
 @login_required
@@ -150,6 +156,17 @@ def draft_action(request: HttpRequest, draft_id: int) -> HttpResponse:
             "Someone else may have acted on it first.",
         )
     return redirect(done_url)
+
+
+@login_required
+@require_POST
+def retry_failed(request: HttpRequest) -> HttpResponse:
+    """Queue every draft whose generation failed for the model again (e.g. after a fix)."""
+    retried = sum(
+        d.retry_generation(request.user) for d in Draft.objects.filter(status=Draft.FAILED)
+    )
+    messages.success(request, f"{retried} draft(s) queued for the model again.")
+    return redirect(reverse("queue") + "?tab=pending")
 
 
 @login_required

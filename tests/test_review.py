@@ -132,3 +132,23 @@ def test_email_html_is_served_sandboxed(alice_client, mailbox):
     assert "tracker.example" not in response.text
     assert "<form" not in response.text
     assert "<b>Acme Analytics</b>" in response.text
+
+
+def test_all_failed_drafts_can_be_retried_at_once(alice_client, mailbox):
+    make_ready_draft(mailbox, status=Draft.FAILED, error="ModelLoadError: missing")
+    make_ready_draft(mailbox, "chinese_gb2312.eml", status=Draft.FAILED, error="missing")
+    make_ready_draft(mailbox, "html_hostile.eml")
+    page = alice_client.get(reverse("queue") + "?tab=problems")
+    assert "Retry generation for all 2 failed draft(s)" in page.text
+    response = alice_client.post(reverse("retry_failed"), follow=True)
+    assert "2 draft(s) queued for the model again." in response.text
+    statuses = sorted(Draft.objects.values_list("status", flat=True))
+    assert statuses == [Draft.QUEUED, Draft.QUEUED, Draft.READY]
+
+
+def test_a_send_failure_shows_the_draft_still_approved_with_the_error(alice_client, mailbox):
+    draft = make_ready_draft(mailbox, status=Draft.SEND_FAILED, send_error="SMTP down")
+    page = alice_client.get(reverse("draft", args=[draft.pk]))
+    assert "Approved, sending failed" in page.text
+    assert "Sending failed: SMTP down" in page.text
+    assert "Retry sending" in page.text
