@@ -152,3 +152,10 @@ def test_a_send_failure_shows_the_draft_still_approved_with_the_error(alice_clie
     assert "Approved, sending failed" in page.text
     assert "Sending failed: SMTP down" in page.text
     assert "Retry sending" in page.text
+
+
+def test_the_stylesheet_is_served_without_debug(client, settings):
+    assert settings.DEBUG is False
+    response = client.get("/static/replyhub.css")
+    assert response.status_code == 200
+    assert b".tabs" in b"".join(response.streaming_content)
