@@ -7,6 +7,7 @@ conditional UPDATE that checks exactly one row changed.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from email.utils import make_msgid
 
 from django.conf import settings
@@ -286,15 +287,28 @@ class Draft(models.Model):
         matcher = difflib.SequenceMatcher(None, self.generated_text, self.reply_text)
         return round(1 - matcher.ratio(), 4)
 
-    def _transition(self, from_statuses: list[str], **changes: object) -> bool:
-        """Move to new values only if the row is still in one of ``from_statuses``.
+    def _transition(
+        self,
+        from_statuses: list[str],
+        event: dict[str, object] | None = None,
+        then: Callable[[Draft], None] | None = None,
+        **changes: object,
+    ) -> bool:
+        """Apply ``changes`` only if the row is still in one of ``from_statuses``.
 
-        A conditional UPDATE: of two concurrent callers exactly one wins.
+        A conditional UPDATE: of two concurrent callers exactly one wins. The winner's
+        ReviewEvent and follow-up work (``then``) happen in the same transaction.
         """
         changes["version"] = models.F("version") + 1
-        won = Draft.objects.filter(pk=self.pk, status__in=from_statuses).update(**changes) == 1
-        self.refresh_from_db()
-        return won
+        with transaction.atomic():
+            rows = Draft.objects.filter(pk=self.pk, status__in=from_statuses).update(**changes)
+            self.refresh_from_db()
+            if rows == 1:
+                if event:
+                    ReviewEvent.objects.create(draft=self, **event)
+                if then:
+                    then(self)
+        return rows == 1
 
     def claim_for_generation(self) -> bool:
         """Take a queued draft for generation; False if another worker has it."""
@@ -302,87 +316,63 @@ class Draft(models.Model):
 
     def save_edit(self, user: object, text: str) -> bool:
         """Store a reviewer's edit of a draft awaiting review."""
-        before = self.reply_text
-        if not self._transition([self.READY], reply_text=text):
-            return False
-        ReviewEvent.objects.create(
-            draft=self, user=user, action=ReviewEvent.EDIT, text_before=before, text_after=text
-        )
-        return True
+        event = {"user": user, "action": ReviewEvent.EDIT, "text_before": self.reply_text}
+        return self._transition([self.READY], event | {"text_after": text}, reply_text=text)
 
     def approve(self, user: object, text: str) -> bool:
         """Approve ``text`` as the reply and queue it for sending (once)."""
-        before = self.reply_text
         domain = self.message.mailbox.address.rpartition("@")[2] or "replyhub.local"
-        with transaction.atomic():
-            won = self._transition(
-                [self.READY],
-                status=self.APPROVED,
-                reply_text=text,
-                decided_at=timezone.now(),
-                decided_by=user,
-                outgoing_message_id=make_msgid(domain=domain),
-            )
-            if not won:
-                return False
-            ReviewEvent.objects.create(
-                draft=self,
-                user=user,
-                action=ReviewEvent.APPROVE,
-                text_before=before,
-                text_after=text,
-            )
-            from drafts.tasks import enqueue_send
-
-            enqueue_send(self)
-        return True
+        event = {"user": user, "action": ReviewEvent.APPROVE, "text_before": self.reply_text}
+        return self._transition(
+            [self.READY],
+            event | {"text_after": text},
+            then=_enqueue_send,
+            status=self.APPROVED,
+            reply_text=text,
+            decided_at=timezone.now(),
+            decided_by=user,
+            outgoing_message_id=make_msgid(domain=domain),
+        )
 
     def reject(self, user: object, reason: str, note: str = "") -> bool:
         """Reject the draft; nothing is sent."""
-        with transaction.atomic():
-            won = self._transition(
-                [self.READY],
-                status=self.REJECTED,
-                decided_at=timezone.now(),
-                decided_by=user,
-                reject_reason=reason,
-                reject_note=note,
-            )
-            if won:
-                ReviewEvent.objects.create(
-                    draft=self,
-                    user=user,
-                    action=ReviewEvent.REJECT,
-                    text_before=self.reply_text,
-                    note=f"{reason}: {note}".rstrip(": "),
-                )
-        return won
+        event = {
+            "user": user,
+            "action": ReviewEvent.REJECT,
+            "text_before": self.reply_text,
+            "note": f"{reason}: {note}".rstrip(": "),
+        }
+        return self._transition(
+            [self.READY],
+            event,
+            status=self.REJECTED,
+            decided_at=timezone.now(),
+            decided_by=user,
+            reject_reason=reason,
+            reject_note=note,
+        )
 
     def retry_generation(self, user: object | None) -> bool:
         """Queue a failed draft for the model again."""
-        with transaction.atomic():
-            won = self._transition([self.FAILED], status=self.QUEUED)
-            if won:
-                ReviewEvent.objects.create(
-                    draft=self, user=user, action=ReviewEvent.RETRY, note=self.error
-                )
-                from drafts.tasks import enqueue_generation
-
-                enqueue_generation(self)
-        return won
+        event = {"user": user, "action": ReviewEvent.RETRY, "note": self.error}
+        return self._transition([self.FAILED], event, _enqueue_generation, status=self.QUEUED)
 
     def retry_send(self, user: object | None) -> bool:
         """Queue a reply whose sending failed for another attempt, same Message-ID."""
-        with transaction.atomic():
-            won = self._transition([self.SEND_FAILED], status=self.APPROVED)
-            if won:
-                ReviewEvent.objects.create(
-                    draft=self, user=user, action=ReviewEvent.RETRY_SEND, note=self.send_error
-                )
-                from drafts.tasks import enqueue_send
+        event = {"user": user, "action": ReviewEvent.RETRY_SEND, "note": self.send_error}
+        return self._transition([self.SEND_FAILED], event, _enqueue_send, status=self.APPROVED)
 
-                enqueue_send(self)
-        return won
+
+def _enqueue_generation(draft: Draft) -> None:
+    from drafts.tasks import enqueue_generation  # drafts.tasks imports this module
+
+    enqueue_generation(draft)
+
+
+def _enqueue_send(draft: Draft) -> None:
+    from drafts.tasks import enqueue_send
+
+    enqueue_send(draft)
 
 
 def _normalized(text: str) -> str:
