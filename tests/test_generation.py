@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from io import StringIO
+
 import pytest
+from django.core.management import call_command
 
 from drafts.ingest import ingest_message
 from drafts.models import Draft, PromptTemplate
@@ -92,3 +95,11 @@ def test_a_broken_model_file_fails_the_draft_with_the_reason(mailbox, settings, 
     draft = queued_draft(mailbox)
     assert generate_draft(draft.pk) == "failed"
     assert "Could not load the model" in Draft.objects.get(pk=draft.pk).error
+
+
+def test_check_warns_when_the_model_is_missing(settings):
+    settings.REPLYHUB_MODEL = "/nowhere/model.gguf"
+    err = StringIO()
+    call_command("check", stderr=err)
+    assert "replyhub.W001" in err.getvalue()
+    assert "/nowhere/model.gguf" in err.getvalue()
