@@ -69,9 +69,9 @@ def worker(smtp_server, tmp_path):
         try:
             yield process
         finally:
-            os.killpg(process.pid, signal.SIGTERM)
+            process.terminate()  # the cluster stops its own workers
             try:
-                process.wait(timeout=30)
+                process.wait(timeout=60)
             finally:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)

@@ -66,10 +66,14 @@ class Supervised:
             self.start()
 
     def stop(self, grace: float = 10) -> None:
-        """Ask the whole process group to stop; kill what is left after ``grace`` seconds."""
+        """Ask the process to stop; kill its whole group after it exits or ``grace`` seconds.
+
+        Only the main process gets SIGTERM: a django-q2 cluster stops its own workers in
+        order, and hangs if they are all signalled at once.
+        """
         if self.process is None:
             return
-        self._signal_group(signal.SIGTERM)
+        self.process.terminate()
         try:
             self.process.wait(timeout=grace)
         except subprocess.TimeoutExpired:
