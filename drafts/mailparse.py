@@ -1,26 +1,62 @@
-"""Turn raw RFC 822 bytes into the fields ReplyHub stores. Never raises on bad mail."""
+"""Turn raw RFC 822 bytes into the fields ReplyHub stores. Never raises on bad mail.
+
+Whatever a message contains, ``parse`` returns a ParsedMail: problems become short
+human-readable strings in ``defects``, and the work per message is bounded by the
+MAX_* constants below (parts read, nesting, header sizes, text sizes). The raw bytes are
+never changed; the caller stores them as they came.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import io
+import mimetypes
+import quopri
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from email import policy
-from email.headerregistry import Address
+from email.feedparser import BytesFeedParser
+from email.generator import BytesGenerator
+from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.parser import BytesParser
-from email.utils import getaddresses, parseaddr, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 
-import nh3
+from drafts import mailtext, quoting
+from drafts.mailtext import html_to_text as html_to_text  # re-exported
+from drafts.mailtext import sanitize_html as sanitize_html  # re-exported
 
 HEADER_LINE = re.compile(rb"^[!-9;-~]+:")
 REPLY_PREFIX = re.compile(r"^\s*((re|fwd?|aw|wg|回复|答复|转发)\s*[:：]\s*)+", re.IGNORECASE)
-MAX_TEXT_CHARS = 200_000
+
+MAX_MESSAGE_BYTES = 25 * 1024 * 1024  # bigger messages: headers only, oversize=True
+MAX_LINES = 1_000_000  # more lines than any real message of that size: headers only
+MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024  # bigger attachments keep their name and size only
+MAX_PARTS = 500  # MIME parts read; the rest are counted in a defect
+MAX_DEPTH = 50  # MIME nesting read
+MAX_HEADERS = 1_000  # header lines kept in ParsedMail.headers
+MAX_HEADER_CHARS = 10_000  # of one header value decoded and stored
+MAX_PARSED_HEADER_CHARS = 2_000  # of one header value the stdlib parser reads
+MAX_HEADER_BYTES = 1024 * 1024  # of the header block read when the body is not
+MAX_TEXT_CHARS = 200_000  # of the text and model_text
+MAX_DEFECTS = 50
+MAX_REFERENCES = 100
 
 
 class NotMailError(ValueError):
     """The bytes are not an email message."""
+
+
+@dataclass(frozen=True)
+class ParsedAttachment:
+    """A file that came with a message. ``data`` is b"" when it was over the size limit."""
+
+    filename: str
+    content_type: str
+    size: int
+    data: bytes
+    inline: bool
 
 
 @dataclass
@@ -42,6 +78,13 @@ class ParsedMail:
     headers: list[list[str]]
     auto_kind: str
     defects: list[str] = field(default_factory=list)
+    # The text without quoted history and signatures: what the model reads.
+    model_text: str = ""
+    # The HTML sanitized like ``html`` but keeping http(s) images, for when a reviewer asks.
+    html_with_images: str = ""
+    attachments: list[ParsedAttachment] = field(default_factory=list)
+    # Over MAX_MESSAGE_BYTES (or MAX_LINES): only the headers were read.
+    oversize: bool = False
 
 
 def looks_like_mail(raw: bytes) -> bool:
@@ -57,154 +100,503 @@ def normalize_subject(subject: str) -> str:
     return REPLY_PREFIX.sub("", subject).strip()
 
 
-def _ids(value: str) -> list[str]:
-    return re.findall(r"<[^<>\s]+>", value or "")
+# ---- a bounded parser ----------------------------------------------------------------
 
 
-def _address(value: str) -> tuple[str, str]:
-    """(display name, address-spec); a display name never stands in for the address."""
+class _TextHeader:
+    """A MIME header kept as its text, which is all anyone reads of it.
+
+    The feed parser asks for every part's Content-Type (type, boundary, charset); the
+    stdlib's structured parser takes time quadratic in a hostile value's length and
+    can hit RecursionError, so these headers are not given to it.
+    """
+
+    max_count = None
+
+    @classmethod
+    def parse(cls, value: str, kwds: dict[str, object]) -> None:
+        kwds["parse_tree"] = None  # never folded: attached messages are written as received
+        kwds["decoded"] = value
+
+
+class _BoundedHeaders(HeaderRegistry):
+    """policy.default's header objects, built from at most MAX_PARSED_HEADER_CHARS.
+
+    MIME headers stay text (see _TextHeader); any other header the stdlib fails to
+    parse becomes an empty one instead of an exception.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        for name in ("content-type", "content-disposition", "content-transfer-encoding"):
+            self.map_to_type(name, _TextHeader)
+
+    def __call__(self, name: str, value: str) -> BaseHeader:
+        try:
+            return super().__call__(name, value[:MAX_PARSED_HEADER_CHARS])
+        except Exception:
+            return self["x-unparsable"](name, "")
+
+
+_POLICY = policy.default.clone(header_factory=_BoundedHeaders())
+# Attached messages are written back out as they came: no refolding, no re-parsing.
+_AS_RECEIVED = _POLICY.clone(refold_source="none", max_line_length=0)
+
+
+class _StopParsing(Exception):
+    """The message has more parts, or deeper nesting, than we read."""
+
+
+class _BoundedFeedParser(BytesFeedParser):
+    """The stdlib feed parser, stopped after MAX_PARTS parts or MAX_DEPTH levels."""
+
+    def __init__(self) -> None:
+        super().__init__(policy=_POLICY)
+        self.parts = 0
+        self.root: EmailMessage | None = None
+
+    def _new_message(self) -> None:
+        # The feed parser calls this for every part it starts; stopping here bounds the
+        # time and memory a message can take, before any part is built.
+        if self.parts >= MAX_PARTS:
+            raise _StopParsing(f"more than {MAX_PARTS} MIME parts")
+        if len(self._msgstack) >= MAX_DEPTH:
+            raise _StopParsing(f"MIME parts nested deeper than {MAX_DEPTH} levels")
+        super()._new_message()
+        self.parts += 1
+        self.root = self.root or self._cur
+
+
+def _parse_tree(data: bytes) -> tuple[EmailMessage, str]:
+    """The message tree, and why it is incomplete ("" when it is complete)."""
+    parser = _BoundedFeedParser()
     try:
-        pairs = getaddresses([value])
+        for start in range(0, len(data), 1 << 16):
+            parser.feed(data[start : start + (1 << 16)])
+        return parser.close(), ""
+    except _StopParsing as stop:
+        assert parser.root is not None  # the root is built before any limit is reached
+        unread = max(_count_parts(data) - parser.parts, 1)
+        return parser.root, f"{stop}: {unread:,} more parts not read"
+
+
+def _parse_headers_only(data: bytes) -> EmailMessage:
+    """The top-level headers alone, from at most MAX_HEADER_BYTES."""
+    head = data[:MAX_HEADER_BYTES]
+    if end := re.search(rb"\r?\n\r?\n", head):
+        head = head[: end.start()]
+    try:
+        return BytesParser(policy=_POLICY).parsebytes(head + b"\n\n", headersonly=True)
     except Exception:
-        pairs = [parseaddr(value)]
-    name, address = pairs[0] if pairs else ("", "")
-    if "@" not in address:
-        address = ""
-    return name.strip(), address.strip().lower()
+        return EmailMessage(policy=_POLICY)
 
 
-def _header(msg: EmailMessage, name: str, defects: list[str]) -> str:
-    try:
-        value = msg.get(name)
-        return str(value).strip() if value is not None else ""
-    except Exception as exc:  # a header the policy cannot decode
-        defects.append(f"header {name}: {exc}")
-        raw = [v for k, v in msg.raw_items() if k.lower() == name.lower()]
-        return str(raw[0]).strip() if raw else ""
+_BOUNDARY_PARAM = re.compile(rb'(?i)boundary\s*=\s*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))')
+_DELIMITER = re.compile(rb"(?m)^--([^\r\n]{1,200}?)[ \t]*\r?$")
 
 
-def _part_text(part: EmailMessage, defects: list[str]) -> str:
-    try:
-        return part.get_content()
-    except Exception:
-        payload = part.get_payload(decode=True) or b""
-        charset = part.get_content_charset() or "utf-8"
-        for candidate in (charset, "gb18030" if "gb" in charset else "utf-8"):
-            try:
-                return payload.decode(candidate)
-            except (LookupError, UnicodeDecodeError):
-                continue
-        defects.append(f"undecodable {part.get_content_type()} part in {charset}")
-        return payload.decode("utf-8", errors="replace")
+def _count_parts(data: bytes) -> int:
+    """About how many MIME parts ``data`` has: one per delimiter line of a declared boundary."""
+    boundaries = {quoted or bare for quoted, bare in _BOUNDARY_PARAM.findall(data)}
+    return 1 + sum(1 for line in _DELIMITER.finditer(data) if line[1] in boundaries)
 
 
-def _bodies(msg: EmailMessage, defects: list[str]) -> tuple[str, str]:
-    text_parts, html_parts = [], []
-    for part in msg.walk():
-        if part.is_multipart() or part.get_content_disposition() == "attachment":
-            continue
-        kind = part.get_content_type()
-        if kind == "text/plain":
-            text_parts.append(_part_text(part, defects))
-        elif kind == "text/html":
-            html_parts.append(_part_text(part, defects))
-    html = "\n".join(html_parts)
-    text = "\n".join(text_parts) or html_to_text(html)
-    return text[:MAX_TEXT_CHARS], html
+_RECOVERABLE = re.compile(r"(?m)^--([0-9A-Za-z'()+_,./:=? -]{1,70}?)[ \t]*\r?\n(?=[A-Za-z-]+:)")
 
 
-def html_to_text(html: str) -> str:
-    """Readable text from HTML: tags dropped, block ends as line breaks."""
-    html = re.sub(r"(?is)<(script|style|head)\b.*?</\1>", "", html)
-    html = re.sub(r"(?i)<br\s*/?>|</(p|div|li|tr|h\d)>", "\n", html)
-    text = nh3.clean(html, tags=set())
-    for entity, char in (("&nbsp;", " "), ("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&")):
-        text = text.replace(entity, char)
-    return re.sub(r"\n{3,}", "\n\n", text).strip()
+def _recover_parts(msg: EmailMessage) -> tuple[EmailMessage, str] | None:
+    """A multipart message whose boundary is missing or wrong, split at its delimiter lines."""
+    body = msg.get_payload()
+    match = _RECOVERABLE.search(body) if isinstance(body, str) else None
+    if not match:
+        return None
+    head = f'Content-Type: {msg.get_content_type()}; boundary="{match[1]}"\n\n'
+    tree, stopped = _parse_tree((head + body).encode("ascii", "surrogateescape"))
+    return (tree, stopped) if tree.is_multipart() else None
 
 
-def sanitize_html(html: str) -> str:
-    """HTML safe to show staff: no scripts, handlers, forms, or remote/`data:` URLs."""
-    if not html:
+# ---- headers -----------------------------------------------------------------------------
+
+
+def _first_values(msg: EmailMessage) -> tuple[dict[str, str], dict[str, int]]:
+    """Each header's first raw value by lower-case name, and how often each name occurs."""
+    first: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    for name, value in msg.raw_items():
+        key = name.strip().lower()
+        first.setdefault(key, str(value))
+        counts[key] = counts.get(key, 0) + 1
+    return first, counts
+
+
+def _decoded(first: dict[str, str], name: str, hint: str | None, defects: list[str]) -> str:
+    """The decoded value of header ``name`` ("" when absent); problems go to ``defects``."""
+    raw = first.get(name.lower())
+    if raw is None:
         return ""
-    return nh3.clean(
-        html,
-        tags=nh3.ALLOWED_TAGS - {"img"},
-        url_schemes={"http", "https", "mailto"},
-        link_rel="noopener noreferrer nofollow",
-    )
+    if len(raw) > MAX_HEADER_CHARS:
+        defects.append(f"{name} header is {len(raw):,} characters; only {MAX_HEADER_CHARS:,} read")
+    text, problems = mailtext.decode_header(raw[:MAX_HEADER_CHARS], hint)
+    defects.extend(f"{name} header: {problem}" for problem in problems)
+    return text
 
 
-def auto_kind(msg: EmailMessage, from_address: str) -> str:
-    """Why this message must not get a draft, or "" if it is a person's email."""
-    auto = str(msg.get("Auto-Submitted", "") or "").strip().lower()
-    if auto and auto != "no":
+def _stored_headers(msg: EmailMessage, hint: str | None, defects: list[str]) -> list[list[str]]:
+    """[name, decoded value] for the first MAX_HEADERS header lines."""
+    stored = []
+    for name, value in msg.raw_items():
+        if len(stored) == MAX_HEADERS:
+            defects.append(f"{len(msg) - MAX_HEADERS:,} more header lines not stored")
+            break
+        text, _ = mailtext.decode_header(str(value)[:MAX_HEADER_CHARS], hint)
+        stored.append([name.strip(), text])
+    return stored
+
+
+def _ids(value: str) -> list[str]:
+    ids = re.findall(r"<[!-;=?-~]{1,996}>", value)
+    if not ids:  # a bare id@host, as some mailers write it
+        ids = [f"<{bare}>" for bare in re.findall(r"[!-;=?-~]{1,500}@[!-;=?-~]{1,494}", value)[:1]]
+    return ids
+
+
+def _date(value: str, defects: list[str]) -> datetime | None:
+    if not value:
+        return None
+    try:
+        date = parsedate_to_datetime(value[:200])
+        return date.astimezone(UTC) if date.tzinfo else None
+    except Exception:  # the stdlib raises several kinds on odd dates
+        defects.append(f"unreadable Date: {value[:80]}")
+        return None
+
+
+# ---- body and attachments ------------------------------------------------------------------
+
+_DEFECT_TEXT = {
+    "NoBoundaryInMultipartDefect": "multipart without a boundary",
+    "StartBoundaryNotFoundDefect": "MIME boundary not found",
+    "CloseBoundaryNotFoundDefect": "closing MIME boundary missing",
+    "FirstHeaderLineIsContinuationDefect": "first header line is a continuation",
+    "MisplacedEnvelopeHeaderDefect": "stray From_ line among the headers",
+    "MissingHeaderBodySeparatorDefect": "no blank line after the headers",
+    "MultipartInvariantViolationDefect": "multipart type without parts",
+    "InvalidMultipartContentTransferEncodingDefect": "multipart with a transfer encoding",
+    "UndecodableBytesDefect": "undecodable bytes",
+    "InvalidBase64PaddingDefect": "broken base64 (padding)",
+    "InvalidBase64CharactersDefect": "broken base64 (invalid characters)",
+    "InvalidBase64LengthDefect": "broken base64 (truncated)",
+}
+
+
+@dataclass
+class _Body:
+    plain: list[str] = field(default_factory=list)
+    html: list[str] = field(default_factory=list)
+    attachments: list[ParsedAttachment] = field(default_factory=list)
+
+
+def _raw_header(part: EmailMessage, name: str) -> str:
+    """The first raw value of header ``name`` in ``part``, unparsed ("" when absent)."""
+    for key, value in part.raw_items():
+        if key.strip().lower() == name:
+            return str(value)
+    return ""
+
+
+def _payload_bytes(part: EmailMessage, where: str, defects: list[str]) -> bytes:
+    """The decoded body of a leaf part; broken base64 is decoded as far as it goes."""
+    data = part.get_payload(decode=True) or b""  # the exact bytes, transfer encoding undone
+    encoding = _raw_header(part, "content-transfer-encoding").strip().lower()
+    stdlib_saw = str(part.get("content-transfer-encoding", "")).lower()
+    if encoding == "base64" and (
+        stdlib_saw != "base64"  # "base64 " with a space: the stdlib leaves it encoded
+        or any(type(d).__name__ == "InvalidBase64LengthDefect" for d in part.defects)
+    ):  # the stdlib gave up and returned the base64 text itself
+        data, broken = mailtext.decode_base64(str(part.get_payload()))
+        if broken:
+            defects.append(f"{where}: broken base64")
+    elif encoding == "quoted-printable":
+        if stdlib_saw != "quoted-printable":
+            data = quopri.decodestring(data)
+        if re.search(r"=(?![0-9A-Fa-f]{2}|\r?\n|$)", str(part.get_payload())):
+            defects.append(f"{where}: broken quoted-printable")
+    return data
+
+
+def _part_text(part: EmailMessage, where: str, defects: list[str]) -> str:
+    data = _payload_bytes(part, where, defects)
+    try:
+        charset = part.get_content_charset()
+    except Exception:
+        charset = None
+    text, problem = mailtext.decode_bytes(data, charset)
+    if problem:
+        defects.append(f"{where}: {problem}")
+    return text
+
+
+def _message_bytes(part: EmailMessage) -> bytes:
+    """An attached message (or delivery-status report) as bytes, as it came."""
+    out = io.BytesIO()
+    for item in part.get_payload():
+        BytesGenerator(out, mangle_from_=False, policy=_AS_RECEIVED).flatten(item)
+    return out.getvalue()
+
+
+def _attachment(
+    part: EmailMessage, name: str, number: int, limit: int, where: str, defects: list[str]
+) -> ParsedAttachment:
+    content_type = _content_type(part)
+    extension = mimetypes.guess_extension(content_type) or ".bin"
+    filename = mailtext.safe_filename(name, number, extension)
+    if part.is_multipart():
+        data = _message_bytes(part)
+        size = len(data)
+    else:
+        payload = str(part.get_payload())
+        encoding = _raw_header(part, "content-transfer-encoding").strip().lower()
+        size = len(payload)
+        if encoding == "base64":  # the decoded size, without decoding
+            size = (size - sum(payload.count(c) for c in "\r\n\t =")) * 3 // 4
+        data = b""
+        if size <= limit or encoding == "quoted-printable":
+            data = _payload_bytes(part, where, defects)
+            size = len(data)
+    if size > limit:
+        data = b""
+        defects.append(f"{where}: {filename} is {size:,} bytes, over the limit; not kept")
+    disposition = _raw_header(part, "content-disposition").split(";")[0].strip().lower()
+    inline = disposition == "inline" or (not disposition and bool(_raw_header(part, "content-id")))
+    return ParsedAttachment(filename, content_type, size, data, inline)
+
+
+def _content_type(part: EmailMessage) -> str:
+    """The part's type/subtype as the stdlib reads it, or a safe stand-in for garbage."""
+    content_type = part.get_content_type()
+    valid = re.fullmatch(r"[a-z0-9!#$&^_.+-]{1,100}/[a-z0-9!#$&^_.+-]{1,100}", content_type)
+    return content_type if valid else "application/octet-stream"
+
+
+def _read_body(root: EmailMessage, limit: int, defects: list[str]) -> _Body:
+    """Text, HTML and attachments, in order, walking the parts without recursion."""
+    body = _Body()
+    stack = [root]
+    number = 0  # parts in reading order, the message itself not counted
+    while stack:
+        part = stack.pop()
+        content_type = _content_type(part)
+        if part is root:
+            where = "message"
+        else:
+            number += 1
+            where = f"part {number} ({content_type})"
+        try:
+            if part.is_multipart() and not content_type.startswith("message/"):
+                stack.extend(reversed(part.get_payload()))
+                continue
+            disposition = _raw_header(part, "content-disposition")
+            name = mailtext.mime_param(disposition, "filename") or mailtext.mime_param(
+                _raw_header(part, "content-type"), "name"
+            )
+            readable = content_type in ("text/plain", "text/html") or (
+                content_type.startswith("multipart/")  # its boundary was not found
+            )
+            attached = disposition.strip().lower().startswith("attachment")
+            if readable and not part.is_multipart() and not attached and not name:
+                text = _part_text(part, where, defects)
+                (body.html if content_type == "text/html" else body.plain).append(text)
+            else:
+                number_of_file = len(body.attachments) + 1
+                body.attachments.append(
+                    _attachment(part, name, number_of_file, limit, where, defects)
+                )
+        except Exception as exc:  # one unreadable part must not cost the others
+            defects.append(f"{where}: unreadable ({type(exc).__name__})")
+        finally:
+            defects.extend(f"{where}: {_describe(defect)}" for defect in part.defects)
+    return body
+
+
+def _describe(defect: Exception) -> str:
+    name = type(defect).__name__
+    return _DEFECT_TEXT.get(name) or str(defect)[:200] or name
+
+
+# ---- the rest of the public interface ----------------------------------------------------
+
+
+def _auto_kind(first: dict[str, str], content_type: str, report_type: str, address: str) -> str:
+    def header(name: str) -> str:
+        return first.get(name, "").strip().lower()
+
+    if content_type == "multipart/report" and report_type == "delivery-status":
+        return "bounce"
+    if address.partition("@")[0] in ("mailer-daemon", "postmaster"):
+        return "bounce"
+    if header("auto-submitted").split(";")[0].strip() not in ("", "no"):
         return "auto-reply"
-    if str(msg.get("Precedence", "") or "").strip().lower() in ("bulk", "junk", "list"):
+    if header("precedence") in ("bulk", "junk", "list"):
         return "bulk"
-    if msg.get("List-Id") or msg.get("List-Unsubscribe"):
+    if header("list-id") or header("list-unsubscribe"):
         return "list"
-    if msg.get("X-Auto-Response-Suppress") or msg.get("X-Autoreply") or msg.get("X-Autorespond"):
+    if header("x-auto-response-suppress") or header("x-autoreply") or header("x-autorespond"):
         return "auto-reply"
-    if str(msg.get("Return-Path", "") or "").strip() == "<>":
-        return "bounce"
-    if from_address.startswith(("mailer-daemon@", "postmaster@")):
-        return "bounce"
-    if msg.get_content_type() == "multipart/report":
+    if content_type == "multipart/report":  # read receipts and other machine reports
+        return "auto-reply"
+    if re.fullmatch(r"<\s*>", header("return-path")):
         return "bounce"
     return ""
 
 
-def parse(raw: bytes) -> ParsedMail:
-    """Parse ``raw``; decoding problems are recorded as defects, never raised."""
-    if not looks_like_mail(raw):
-        raise NotMailError("no RFC 822 header at the start")
-    if raw.startswith(b"From "):
-        raw = raw.split(b"\n", 1)[1] if b"\n" in raw else b""
-    digest = hashlib.sha256(raw).hexdigest()
-    msg = BytesParser(policy=policy.default).parsebytes(raw)
-    defects = [type(d).__name__ for d in msg.defects]
-    from_name, from_address = _address(_header(msg, "From", defects))
-    _, reply_to = _address(_header(msg, "Reply-To", defects))
-    message_id = (_ids(_header(msg, "Message-ID", defects)) or [""])[0]
-    if not message_id:
-        message_id = f"<synthetic-{digest[:32]}@replyhub.invalid>"
-    date = None
-    if date_header := _header(msg, "Date", defects):
-        try:
-            date = parsedate_to_datetime(date_header)
-        except (TypeError, ValueError):
-            defects.append(f"unparsable Date: {date_header[:80]}")
-    if date is not None and date.tzinfo is None:
-        date = None
-    try:
-        text, html = _bodies(msg, defects)
-    except Exception as exc:
-        defects.append(f"body: {exc}")
-        text, html = raw.decode("utf-8", errors="replace"), ""
-    headers = []
-    for key, value in msg.raw_items():
-        headers.append([key, str(value)[:2000]])
-    return ParsedMail(
-        sha256=digest,
-        message_id=message_id[:998],
-        in_reply_to=(_ids(_header(msg, "In-Reply-To", defects)) or [""])[0],
-        references=_ids(_header(msg, "References", defects)),
-        subject=_header(msg, "Subject", defects)[:998],
-        from_name=from_name[:300],
-        from_address=from_address[:320],
-        reply_to=reply_to[:320],
-        to=_header(msg, "To", defects)[:2000],
-        date=date,
-        text=text,
-        html=sanitize_html(html),
-        headers=headers,
-        auto_kind=auto_kind(msg, from_address),
-        defects=defects,
-    )
+def auto_kind(msg: EmailMessage, from_address: str) -> str:
+    """Why this message must not get a draft, or "" if it is a person's email.
+
+    "bounce" (an RFC 3464 delivery-status report, MAILER-DAEMON or postmaster, an empty
+    Return-Path), "auto-reply" (Auto-Submitted other than "no", X-Auto-Response-Suppress,
+    other reports), "bulk" (Precedence: bulk/junk/list) or "list" (List-Id).
+    """
+    first, _ = _first_values(msg)
+    return _auto_kind(first, msg.get_content_type(), _report_type(msg), from_address)
+
+
+def _report_type(msg: EmailMessage) -> str:
+    return mailtext.mime_param(_raw_header(msg, "content-type"), "report-type").strip().lower()
 
 
 def format_address(name: str, address: str) -> str:
     """A header-safe "Name <address>"."""
     username, _, domain = address.partition("@")
     return str(Address(display_name=name, username=username, domain=domain))
+
+
+def _too_big(data: bytes, max_bytes: int) -> str:
+    """Why the body of ``data`` is not read ("" when it is)."""
+    if len(data) > max_bytes:
+        return f"message is {len(data):,} bytes, over the {max_bytes:,}-byte limit"
+    lines = max(data.count(b"\n"), data.count(b"\r"))
+    if lines > MAX_LINES:
+        return f"message has {lines:,} lines, over the {MAX_LINES:,}-line limit"
+    return ""
+
+
+def _read_tree(data: bytes, defects: list[str]) -> tuple[EmailMessage, EmailMessage] | None:
+    """(the message, the tree its body is read from), or None when only headers can be read.
+
+    The two differ when the message's MIME boundary is wrong or missing and its parts
+    had to be found by their delimiter lines.
+    """
+    try:
+        msg, stopped = _parse_tree(data)
+        body = msg
+        if msg.get_content_maintype() == "multipart" and not msg.is_multipart():
+            if recovered := _recover_parts(msg):
+                defects.append("wrong or missing MIME boundary; parts found by their delimiters")
+                body, stopped = recovered
+        if stopped:
+            defects.append(stopped)
+        return msg, body
+    except Exception as exc:  # RecursionError, MemoryError or a stdlib bug: keep the headers
+        defects.append(f"MIME structure unreadable ({type(exc).__name__}); only headers read")
+        return None
+
+
+def parse(
+    raw: bytes,
+    *,
+    max_bytes: int = MAX_MESSAGE_BYTES,
+    max_attachment_bytes: int = MAX_ATTACHMENT_BYTES,
+) -> ParsedMail:
+    """Parse ``raw``; decoding problems are recorded as defects, never raised.
+
+    Raises NotMailError only for bytes that do not start like mail. A message over
+    ``max_bytes`` gets its headers read and nothing else (``oversize``); attachments
+    over ``max_attachment_bytes`` keep their name and size but not their bytes.
+    """
+    if not looks_like_mail(raw):
+        raise NotMailError("no RFC 822 header at the start")
+    if raw.startswith(b"From "):
+        raw = raw.split(b"\n", 1)[1] if b"\n" in raw else b""
+    digest = hashlib.sha256(raw).hexdigest()
+    data = raw.lstrip(b"\r\n")
+    defects: list[str] = []
+    oversize = _too_big(data, max_bytes)
+    if oversize:
+        defects.append(f"{oversize}; only the headers were read")
+    read = None if oversize else _read_tree(data, defects)
+    if read is None:
+        msg = _parse_headers_only(data)
+        defects.extend(f"message: {_describe(defect)}" for defect in msg.defects)
+        body = _Body()
+    else:
+        msg, tree = read
+        body = _read_body(tree, max_attachment_bytes, defects)
+    return _parsed(msg, body, digest, bool(oversize), defects)
+
+
+def _parsed(
+    msg: EmailMessage, body: _Body, digest: str, oversize: bool, defects: list[str]
+) -> ParsedMail:
+    """The ParsedMail for a message and what was read of its body."""
+    try:
+        hint = msg.get_content_charset()
+    except Exception:
+        hint = None
+    first, counts = _first_values(msg)
+    for name in ("from", "subject", "message-id", "date"):
+        if counts.get(name, 0) > 1:
+            defects.append(f"{counts[name]} {name.title()} headers; the first was used")
+    from_name, from_address, problems = mailtext.parse_address(
+        first.get("from", "")[:MAX_HEADER_CHARS], hint
+    )
+    defects.extend(f"From header: {problem}" for problem in problems)
+    _, reply_to, _ = mailtext.parse_address(first.get("reply-to", "")[:MAX_HEADER_CHARS], hint)
+    message_id = (_ids(_decoded(first, "Message-ID", hint, defects)) or [""])[0]
+    in_reply_to = (_ids(_decoded(first, "In-Reply-To", hint, defects)) or [""])[0]
+    subject = _decoded(first, "Subject", hint, defects)
+    to = _decoded(first, "To", hint, defects)
+    date = _date(_decoded(first, "Date", hint, defects), defects)
+    text, model_text, html = _texts(body, defects)
+    headers = _stored_headers(msg, hint, defects)
+    kind = _auto_kind(first, msg.get_content_type(), _report_type(msg), from_address)
+    if len(defects) > MAX_DEFECTS:
+        defects[MAX_DEFECTS:] = [f"{len(defects) - MAX_DEFECTS} more problems not listed"]
+    return ParsedMail(
+        sha256=digest,
+        message_id=message_id or f"<synthetic-{digest[:32]}@replyhub.invalid>",
+        in_reply_to=in_reply_to,
+        references=_ids(mailtext.decode_8bit(first.get("references", ""))[0])[-MAX_REFERENCES:],
+        subject=subject[:998],
+        from_name=from_name[:300],
+        from_address=from_address,
+        reply_to=reply_to,
+        to=to[:2000],
+        date=date,
+        text=text,
+        html=sanitize_html(html),
+        defects=list(dict.fromkeys(mailtext.clean_line(defect) for defect in defects)),
+        model_text=model_text,
+        html_with_images=sanitize_html(html, allow_remote_images=True),
+        attachments=body.attachments,
+        oversize=oversize,
+        headers=headers,
+        auto_kind=kind,
+    )
+
+
+def _texts(body: _Body, defects: list[str]) -> tuple[str, str, str]:
+    """(text, model_text, html): text/plain preferred, text derived from HTML otherwise."""
+    html = "\n".join(body.html)
+    if body.plain:
+        text = "\n".join(body.plain)
+        model_text = quoting.strip_quoted(text[:MAX_TEXT_CHARS])
+    else:
+        text = html_to_text(html)
+        model_text = quoting.strip_quoted(html_to_text(html, drop_quotes=True)[:MAX_TEXT_CHARS])
+    if len(text) > MAX_TEXT_CHARS:
+        defects.append(f"text is {len(text):,} characters; only {MAX_TEXT_CHARS:,} kept")
+    if len(html) > mailtext.MAX_HTML_CHARS:
+        defects.append(f"HTML is {len(html):,} characters; only {mailtext.MAX_HTML_CHARS:,} kept")
+    if mailtext.too_nested(html[: mailtext.MAX_HTML_CHARS]):
+        defects.append("HTML nested too deeply to show; text only")
+    return text[:MAX_TEXT_CHARS], model_text[:MAX_TEXT_CHARS], html
