@@ -9,14 +9,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from drafts import mailparse
-from drafts.models import Draft, Mailbox, Message, Thread
+from drafts.models import Attachment, Draft, Mailbox, Message, Thread
 
 log = logging.getLogger(__name__)
 
@@ -74,23 +76,53 @@ def find_thread(mailbox: Mailbox, parsed: mailparse.ParsedMail) -> Thread:
     return Thread.objects.create(mailbox=mailbox, subject=subject[:500], customer_address=customer)
 
 
+def _no_draft_reason(mailbox: Mailbox, parsed: mailparse.ParsedMail) -> str:
+    """Why this message gets no draft ("" when it gets one)."""
+    if parsed.auto_kind:
+        return parsed.auto_kind
+    if parsed.oversize:
+        return "oversize"
+    since = timezone.now() - timedelta(hours=1)
+    recent = Draft.objects.filter(
+        message__mailbox=mailbox, message__from_address=parsed.from_address, created_at__gte=since
+    )
+    if parsed.from_address and recent.count() >= settings.REPLYHUB_SENDER_DRAFTS_PER_HOUR:
+        return "rate-limited"
+    return ""
+
+
 def ingest_message(mailbox: Mailbox, raw: bytes) -> tuple[Message, bool]:
     """Store ``raw`` in ``mailbox`` and queue its draft. Returns (message, created).
 
-    Raises mailparse.NotMailError for bytes that are not mail.
+    Raises mailparse.NotMailError for bytes that are not mail; any other problem with
+    the message is recorded in its defects, and the message is stored all the same.
     """
-    parsed = mailparse.parse(raw)
+    parsed = mailparse.parse(
+        raw,
+        max_bytes=settings.REPLYHUB_MAX_MESSAGE_BYTES,
+        max_attachment_bytes=settings.REPLYHUB_MAX_ATTACHMENT_BYTES,
+    )
     existing = Message.objects.filter(mailbox=mailbox, sha256=parsed.sha256).first()
     if existing:
         return existing, False
+    defects = list(parsed.defects)
+    same_id = list(
+        Message.objects.filter(mailbox=mailbox, message_id=parsed.message_id).values_list(
+            "pk", flat=True
+        )[:5]
+    )
+    if same_id:
+        defects.append(f"duplicate Message-ID: also used by message(s) {same_id}")
     try:
         with transaction.atomic():
             thread = find_thread(mailbox, parsed)
+            no_draft = _no_draft_reason(mailbox, parsed)
             message = Message.objects.create(
                 mailbox=mailbox,
                 thread=thread,
                 raw=raw,
                 sha256=parsed.sha256,
+                size=len(raw),
                 message_id=parsed.message_id,
                 in_reply_to=parsed.in_reply_to,
                 references=" ".join(parsed.references),
@@ -101,14 +133,26 @@ def ingest_message(mailbox: Mailbox, raw: bytes) -> tuple[Message, bool]:
                 to=parsed.to,
                 date=parsed.date,
                 text=parsed.text,
+                model_text=parsed.model_text,
                 html=parsed.html,
                 headers=parsed.headers,
-                auto_kind=parsed.auto_kind,
-                defects=parsed.defects,
+                auto_kind=no_draft,
+                defects=defects,
+            )
+            Attachment.objects.bulk_create(
+                Attachment(
+                    message=message,
+                    filename=a.filename,
+                    content_type=a.content_type,
+                    size=a.size,
+                    data=a.data,
+                    inline=a.inline,
+                )
+                for a in parsed.attachments
             )
             thread.last_message_at = parsed.date or timezone.now()
             thread.save(update_fields=["last_message_at"])
-            if not parsed.auto_kind:
+            if not no_draft:
                 from drafts.tasks import enqueue_generation
 
                 enqueue_generation(Draft.objects.create(message=message))

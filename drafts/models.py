@@ -124,11 +124,17 @@ class Message(models.Model):
     reply_to = models.CharField(max_length=320, blank=True)
     to = models.TextField(blank=True)
     date = models.DateTimeField(null=True, blank=True)
-    text = models.TextField(blank=True, help_text="Plain-text body for display and the model.")
+    size = models.PositiveIntegerField(default=0, help_text="Size of the raw message in bytes.")
+    text = models.TextField(blank=True, help_text="Plain-text body, complete, for display.")
+    model_text = models.TextField(
+        blank=True, help_text="The text without quoted history and signature: what the model reads."
+    )
     html = models.TextField(blank=True, help_text="HTML body, sanitized with nh3.")
     headers = models.JSONField(default=list)
     auto_kind = models.CharField(
-        max_length=40, blank=True, help_text="Why no draft: auto-reply, bulk, list, bounce."
+        max_length=40,
+        blank=True,
+        help_text="Why no draft: auto-reply, bulk, list, bounce, oversize, rate-limited.",
     )
     defects = models.JSONField(default=list)
     received_at = models.DateTimeField(auto_now_add=True)
@@ -143,9 +149,32 @@ class Message(models.Model):
         return f"{self.subject} ({self.from_address})"
 
     @property
+    def text_for_model(self) -> str:
+        return self.model_text or self.text
+
+    @property
     def reply_address(self) -> str:
         """Where a reply goes: Reply-To when present, else From."""
         return self.reply_to or self.from_address
+
+
+class Attachment(models.Model):
+    """A file that came with a message; served only as a download."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments")
+    filename = models.CharField(max_length=255, help_text="Sanitized: no paths, no controls.")
+    content_type = models.CharField(max_length=255)
+    size = models.PositiveIntegerField()
+    data = models.BinaryField(help_text="Empty when the file was over the size limit.")
+    inline = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return self.filename
+
+    @property
+    def stored(self) -> bool:
+        """False when the file was over the size limit and only its metadata was kept."""
+        return self.size == 0 or len(self.data) > 0
 
 
 class PromptTemplate(models.Model):

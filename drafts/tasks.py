@@ -50,7 +50,7 @@ def generate_draft(draft_id: int) -> str:
                 subject=message.subject,
                 sender_name=message.from_name,
                 sender_address=message.from_address,
-                body=message.text,
+                body=message.text_for_model,
             ),
             PromptSet(template.system_prompt, template.analysis_prompt, template.reply_prompt),
             DraftSettings(

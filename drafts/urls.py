@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from django.urls import path
 
-from drafts import views
+from drafts import mail_views, views
 
 urlpatterns = [
     path("", views.queue, name="queue"),
     path("drafts/<int:draft_id>/", views.draft_detail, name="draft"),
     path("drafts/<int:draft_id>/action/", views.draft_action, name="draft_action"),
-    path("drafts/<int:draft_id>/body.html", views.message_body, name="message_body"),
+    path("messages/", mail_views.not_drafted, name="not_drafted"),
+    path("messages/<int:message_id>/", mail_views.message_detail, name="message"),
+    path("messages/<int:message_id>/body.html", mail_views.message_body, name="message_body"),
+    path("attachments/<int:attachment_id>/", mail_views.attachment_download, name="attachment"),
+    path("import/", mail_views.upload, name="upload"),
     path("drafts/retry-failed/", views.retry_failed, name="retry_failed"),
     path("stats/", views.stats_page, name="stats"),
 ]

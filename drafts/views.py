@@ -94,21 +94,9 @@ def draft_detail(request: HttpRequest, draft_id: int) -> HttpResponse:
             "events": draft.events.select_related("user"),
             "reject_reasons": Draft.REJECT_REASONS,
             "next_draft": next_draft,
+            "remote_images": request.GET.get("remote") == "1",
         },
     )
-
-
-@login_required
-def message_body(request: HttpRequest, draft_id: int) -> HttpResponse:
-    """The email's sanitized HTML, for a sandboxed iframe: no scripts, nothing remote."""
-    draft = _get_draft(draft_id)
-    response = HttpResponse(draft.message.html, content_type="text/html; charset=utf-8")
-    response["Content-Security-Policy"] = (
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; sandbox"
-    )
-    response["X-Frame-Options"] = "SAMEORIGIN"
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
 
 
 @login_required

@@ -181,6 +181,11 @@ REPLYHUB_SIGNOFF = os.getenv("REPLYHUB_SIGNOFF", "Acme Cloud Support Team")
 REPLYHUB_MAILBOX_ADDRESS = os.getenv("REPLYHUB_MAILBOX_ADDRESS", "support@acme.example")
 REPLYHUB_MAILBOX_NAME = os.getenv("REPLYHUB_MAILBOX_NAME", "Acme Support")
 REPLYHUB_OUTBOX_DIR = Path(os.getenv("REPLYHUB_OUTBOX_DIR", VAR_DIR / "outbox"))
+# Limits on what one message may cost: bigger messages are kept raw and flagged, not drafted.
+REPLYHUB_MAX_MESSAGE_BYTES = envint("REPLYHUB_MAX_MESSAGE_BYTES", str(25 * 1024 * 1024))
+REPLYHUB_MAX_ATTACHMENT_BYTES = envint("REPLYHUB_MAX_ATTACHMENT_BYTES", str(10 * 1024 * 1024))
+# Two auto-responders must not ping-pong through us: drafts per sender and hour.
+REPLYHUB_SENDER_DRAFTS_PER_HOUR = envint("REPLYHUB_SENDER_DRAFTS_PER_HOUR", "10")
 
 # Incoming mail for the default mailbox; the password stays in the environment
 # (IMAP_PASSWORD) and is read only when connecting.
@@ -191,6 +196,7 @@ IMAP_USER = os.getenv("IMAP_USER", "")
 IMAP_FOLDER = os.getenv("IMAP_FOLDER", "INBOX")
 IMAP_MARK_SEEN = envbool("IMAP_MARK_SEEN", "1")
 IMAP_BATCH_SIZE = envint("IMAP_BATCH_SIZE", "50")
+IMAP_CA_FILE = os.getenv("IMAP_CA_FILE", "")  # a private CA for self-hosted servers
 IMAP_POLL_MINUTES = envint("IMAP_POLL_MINUTES", "1")
 
 # Outgoing mail: by default the local SMTP sink that `make run` starts (writes var/outbox/).

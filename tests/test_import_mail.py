@@ -92,3 +92,33 @@ def test_html_is_sanitized_and_text_derived_from_it(mailbox):
     assert "<script" not in message.html
     assert "tracker.example" not in message.html
     assert "Our new features." in message.text
+
+
+def test_two_different_messages_with_one_message_id_are_both_kept_and_flagged(mailbox):
+    first, _ = ingest_message(mailbox, mail_bytes("inquiry_en.eml"))
+    changed = mail_bytes("inquiry_en.eml").replace(b"25 people", b"30 people")
+    second, created = ingest_message(mailbox, changed)
+    assert created
+    assert first.message_id == second.message_id
+    assert f"duplicate Message-ID: also used by message(s) [{first.pk}]" in second.defects
+    assert Draft.objects.count() == 2
+
+
+def test_drafts_per_sender_are_rate_limited(mailbox, settings):
+    settings.REPLYHUB_SENDER_DRAFTS_PER_HOUR = 2
+    raw = mail_bytes("out_of_office.eml").replace(b"Auto-Submitted: auto-replied\n", b"")
+    for n in range(4):
+        ingest_message(mailbox, raw.replace(b"fixture-ooo-1", f"loop-{n}".encode()))
+    kinds = list(Message.objects.order_by("id").values_list("auto_kind", flat=True))
+    assert kinds == ["", "", "rate-limited", "rate-limited"]
+    assert Draft.objects.count() == 2
+
+
+def test_an_oversize_message_is_kept_raw_and_flagged_without_a_draft(mailbox, settings):
+    settings.REPLYHUB_MAX_MESSAGE_BYTES = 200
+    raw = mail_bytes("inquiry_en.eml")
+    message, created = ingest_message(mailbox, raw)
+    assert created
+    assert bytes(message.raw) == raw
+    assert message.auto_kind == "oversize"
+    assert not Draft.objects.exists()

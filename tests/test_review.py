@@ -20,7 +20,7 @@ def test_pages_require_login(client, mailbox):
     for url in (
         reverse("queue"),
         reverse("draft", args=[draft.pk]),
-        reverse("message_body", args=[draft.pk]),
+        reverse("message_body", args=[draft.message_id]),
         reverse("stats"),
     ):
         response = client.get(url)
@@ -122,7 +122,7 @@ def test_a_failed_draft_shows_its_reason_and_can_be_retried(alice_client, mailbo
 
 def test_email_html_is_served_sandboxed(alice_client, mailbox):
     draft = make_ready_draft(mailbox, "html_hostile.eml")
-    response = alice_client.get(reverse("message_body", args=[draft.pk]))
+    response = alice_client.get(reverse("message_body", args=[draft.message_id]))
     assert "<script" not in response.text
     assert "sandbox" in response["Content-Security-Policy"]
     assert "default-src 'none'" in response["Content-Security-Policy"]

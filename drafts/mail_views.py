@@ -1,0 +1,118 @@
+"""Pages about mail itself: a message, its HTML, its attachments, and uploading mail."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import content_disposition_header
+
+from drafts import mailparse
+from drafts.ingest import import_paths
+from drafts.models import Attachment, Mailbox, Message
+
+# What the email's HTML may load inside its sandboxed frame: nothing, unless the reviewer
+# asked for remote images.
+BODY_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src {img}; sandbox"
+
+
+@login_required
+def message_detail(request: HttpRequest, message_id: int) -> HttpResponse:
+    """One message as received: headers, text, HTML, attachments, defects, its draft."""
+    message = get_object_or_404(Message.objects.select_related("mailbox", "thread"), pk=message_id)
+    return render(
+        request,
+        "drafts/message_detail.html",
+        {"message": message, "draft": getattr(message, "draft", None)},
+    )
+
+
+@login_required
+def not_drafted(request: HttpRequest) -> HttpResponse:
+    """Messages stored without a draft (auto-replies, bulk, bounces, oversize, rate-limited)."""
+    stored = (
+        Message.objects.filter(direction=Message.INBOUND)
+        .exclude(auto_kind="")
+        .only("id", "subject", "from_name", "from_address", "date", "auto_kind", "defects")
+        .order_by("-date", "-id")
+    )
+    page = Paginator(stored, 50).get_page(request.GET.get("page"))
+    return render(request, "drafts/not_drafted.html", {"page": page})
+
+
+@login_required
+def message_body(request: HttpRequest, message_id: int) -> HttpResponse:
+    """The message's sanitized HTML, for a sandboxed iframe.
+
+    With ?remote=1 remote images are allowed (the HTML is sanitized again from the raw
+    message, keeping http/https images only); nothing else is ever loaded.
+    """
+    message = get_object_or_404(Message, pk=message_id)
+    remote = request.GET.get("remote") == "1"
+    html = message.html
+    if remote:
+        limit = settings.REPLYHUB_MAX_MESSAGE_BYTES
+        parsed = mailparse.parse(bytes(message.raw), max_bytes=limit, max_attachment_bytes=0)
+        html = parsed.html_with_images
+    response = HttpResponse(html, content_type="text/html; charset=utf-8")
+    response["Content-Security-Policy"] = BODY_CSP.format(
+        img="https: http:" if remote else "'none'"
+    )
+    response["X-Frame-Options"] = "SAMEORIGIN"
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@login_required
+def attachment_download(request: HttpRequest, attachment_id: int) -> HttpResponse:
+    """An attachment, only ever as a download: never rendered by the browser."""
+    attachment = get_object_or_404(Attachment, pk=attachment_id)
+    if not attachment.stored:
+        return HttpResponse(
+            "This attachment was over the size limit; only its name and size were kept.",
+            status=410,
+            content_type="text/plain; charset=utf-8",
+        )
+    response = HttpResponse(bytes(attachment.data), content_type="application/octet-stream")
+    response["Content-Disposition"] = content_disposition_header(True, attachment.filename)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
+
+
+@login_required
+def upload(request: HttpRequest) -> HttpResponse:
+    """Import .eml and mbox files chosen in the browser, with the same rules as import_mail."""
+    if request.method != "POST":
+        return render(request, "drafts/upload.html", {"mailboxes": Mailbox.objects.all()})
+    files = request.FILES.getlist("files")
+    if not files:
+        messages.error(request, "Choose one or more .eml or mbox files.")
+        return redirect("upload")
+    mailbox = Mailbox.objects.filter(pk=request.POST.get("mailbox")).first() or Mailbox.default()
+    with tempfile.TemporaryDirectory(prefix="replyhub-upload-") as folder:
+        names: dict[str, str] = {}  # where we saved each file -> the name the user chose
+        for number, upload_file in enumerate(files):
+            path = Path(folder) / f"{number:03d}.upload"
+            with path.open("wb") as out:
+                for chunk in upload_file.chunks():
+                    out.write(chunk)
+            names[str(path)] = Path(upload_file.name).name
+        try:
+            report = import_paths([Path(p) for p in names], mailbox)
+        except mailparse.NotMailError as exc:
+            error = str(exc)
+            for path, name in names.items():
+                error = error.replace(path, name)
+            messages.error(request, f"Nothing imported: {error}")
+            return redirect("upload")
+    messages.success(request, f"Imported into {mailbox}: {report}.")
+    return redirect(reverse("queue") + "?tab=pending")
