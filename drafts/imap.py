@@ -1,10 +1,14 @@
-"""Fetching mail over IMAP, exactly once.
+"""Fetching mail over IMAP, exactly once, and within seconds where the server has IDLE.
 
 Per folder we keep UIDVALIDITY and the last UID stored. Messages are fetched with
 BODY.PEEK[] (which leaves them unread), stored and committed through the same
 ``ingest_message`` as file imports, and only then is the last UID advanced and \\Seen
 set. A crash anywhere before the commit loses nothing: the next run fetches the message
 again, and the content hash keeps it from being stored twice.
+
+When UIDVALIDITY changes (the server renumbered the folder), the folder is read again
+from the start, but a message whose Message-ID and size we already hold is skipped
+without downloading it.
 """
 
 from __future__ import annotations
@@ -13,33 +17,40 @@ import imaplib
 import logging
 import os
 import re
+import select
 import ssl
+import threading
+import time
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import transaction
+from django.db import close_old_connections
 
 from drafts.ingest import ImportReport, count_into, ingest_message
-from drafts.models import Mailbox
+from drafts.models import Mailbox, Message
 
 log = logging.getLogger(__name__)
 
 UID_RE = re.compile(rb"\bUID (\d+)")
+SIZE_RE = re.compile(rb"\bRFC822\.SIZE (\d+)")
+MESSAGE_ID_RE = re.compile(rb"<[^<>\s]+>")
+MAX_BACKOFF = 300.0
+IMAP_ERRORS = (imaplib.IMAP4.error, OSError, EOFError)
 
 
 class IMAPConfigError(ValueError):
-    """The mailbox's IMAP settings are incomplete."""
+    """The mailbox's IMAP settings are incomplete or wrong."""
 
 
 def connect(mailbox: Mailbox) -> imaplib.IMAP4:
-    """A logged-in connection to the mailbox's server."""
+    """A logged-in connection to the mailbox's server (TLS unless set to "none")."""
     password = os.environ.get(mailbox.imap_password_env, "")
     if not (mailbox.imap_host and mailbox.imap_user and password):
         raise IMAPConfigError(
             f"Mailbox {mailbox.name}: IMAP needs a host, a user and the password in "
             f"${mailbox.imap_password_env}"
         )
-    context = ssl.create_default_context()
+    context = ssl.create_default_context(cafile=settings.IMAP_CA_FILE or None)
     timeout = settings.EMAIL_TIMEOUT
     if mailbox.imap_security == "ssl":
         client = imaplib.IMAP4_SSL(
@@ -53,14 +64,26 @@ def connect(mailbox: Mailbox) -> imaplib.IMAP4:
     return client
 
 
+def _select(client: imaplib.IMAP4, mailbox: Mailbox) -> int:
+    folder = '"' + mailbox.imap_folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    status, _ = client.select(folder)
+    if status != "OK":
+        raise IMAPConfigError(f"Mailbox {mailbox.name}: no folder {mailbox.imap_folder!r}")
+    return int(client.response("UIDVALIDITY")[1][0])
+
+
 def _new_uids(client: imaplib.IMAP4, after: int) -> list[int]:
     _, data = client.uid("SEARCH", f"UID {after + 1}:*")
     # "n:*" always matches the highest UID, even when it is below n.
     return sorted(uid for uid in map(int, (data[0] or b"").split()) if uid > after)
 
 
+def _uid_set(uids: list[int]) -> str:
+    return ",".join(map(str, uids))
+
+
 def _fetch(client: imaplib.IMAP4, uids: list[int]) -> dict[int, bytes]:
-    _, data = client.uid("FETCH", ",".join(map(str, uids)), "(UID BODY.PEEK[])")
+    _, data = client.uid("FETCH", _uid_set(uids), "(UID BODY.PEEK[])")
     found = {}
     for item in data:
         if isinstance(item, tuple) and (match := UID_RE.search(item[0])):
@@ -68,48 +91,79 @@ def _fetch(client: imaplib.IMAP4, uids: list[int]) -> dict[int, bytes]:
     return found
 
 
-def fetch_mailbox(
-    mailbox: Mailbox, progress: Callable[[str], None] = lambda line: None
+def _already_stored(client: imaplib.IMAP4, mailbox: Mailbox, uids: list[int]) -> set[int]:
+    """UIDs whose message we hold already: same Message-ID and same size.
+
+    Used after a UIDVALIDITY change, so a renumbered folder is not downloaded again.
+    """
+    if not uids:
+        return set()
+    _, data = client.uid(
+        "FETCH", _uid_set(uids), "(UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"
+    )
+    seen: dict[int, tuple[str, int]] = {}
+    for item in data:
+        if not isinstance(item, tuple):
+            continue
+        uid, size = UID_RE.search(item[0]), SIZE_RE.search(item[0])
+        found = MESSAGE_ID_RE.search(item[1])
+        if uid and size and found:
+            seen[int(uid.group(1))] = (found.group(0).decode(errors="replace"), int(size.group(1)))
+    stored = set(
+        Message.objects.filter(
+            mailbox=mailbox, message_id__in={mid for mid, _ in seen.values()}
+        ).values_list("message_id", "size")
+    )
+    return {uid for uid, key in seen.items() if key in stored}
+
+
+def fetch_new(
+    client: imaplib.IMAP4, mailbox: Mailbox, progress: Callable[[str], None] = lambda _: None
 ) -> ImportReport:
-    """Store the mailbox's new messages; returns what was added."""
+    """Store what is new in the mailbox's folder, over an open connection."""
     report = ImportReport()
-    client = connect(mailbox)
-    try:
-        status, _ = client.select(_quote(mailbox.imap_folder))
-        if status != "OK":
-            raise IMAPConfigError(f"Mailbox {mailbox.name}: no folder {mailbox.imap_folder!r}")
-        uidvalidity = int(client.response("UIDVALIDITY")[1][0])
-        if uidvalidity != mailbox.imap_uidvalidity:
-            # A new UID space: start over; the content hash skips what is already stored.
-            log.info("Mailbox %s: UIDVALIDITY is %s, reading all", mailbox.name, uidvalidity)
-            Mailbox.objects.filter(pk=mailbox.pk).update(
-                imap_uidvalidity=uidvalidity, imap_last_uid=0
-            )
-            mailbox.imap_uidvalidity, mailbox.imap_last_uid = uidvalidity, 0
-        uids = _new_uids(client, mailbox.imap_last_uid)
-        batch_size = settings.IMAP_BATCH_SIZE
-        for start in range(0, len(uids), batch_size):
-            batch = uids[start : start + batch_size]
-            messages = _fetch(client, batch)
-            for uid in batch:
-                if uid in messages:  # absent: deleted on the server meanwhile
-                    count_into(report, *ingest_message(mailbox, messages[uid]))
-            with transaction.atomic():
-                Mailbox.objects.filter(pk=mailbox.pk).update(imap_last_uid=batch[-1])
-            mailbox.imap_last_uid = batch[-1]
-            if mailbox.imap_mark_seen:
-                client.uid("STORE", ",".join(map(str, batch)), "+FLAGS", "(\\Seen)")
-            progress(f"{mailbox.name}: {start + len(batch)}/{len(uids)} fetched")
-    finally:
-        try:
-            client.logout()
-        except (imaplib.IMAP4.error, OSError):
-            pass
+    uidvalidity = _select(client, mailbox)
+    resync = uidvalidity != mailbox.imap_uidvalidity
+    if resync:
+        log.info("Mailbox %s: UIDVALIDITY is now %s; resynchronising", mailbox.name, uidvalidity)
+        Mailbox.objects.filter(pk=mailbox.pk).update(imap_uidvalidity=uidvalidity, imap_last_uid=0)
+        mailbox.imap_uidvalidity, mailbox.imap_last_uid = uidvalidity, 0
+    uids = _new_uids(client, mailbox.imap_last_uid)
+    batch_size = settings.IMAP_BATCH_SIZE
+    for start in range(0, len(uids), batch_size):
+        batch = uids[start : start + batch_size]
+        known = _already_stored(client, mailbox, batch) if resync else set()
+        report.duplicates += len(known)
+        wanted = [uid for uid in batch if uid not in known]
+        messages = _fetch(client, wanted) if wanted else {}
+        for uid in wanted:
+            if uid in messages:  # absent: deleted on the server meanwhile
+                count_into(report, *ingest_message(mailbox, messages[uid]))
+        # Only now, with the batch committed, do we move past it and mark it read.
+        Mailbox.objects.filter(pk=mailbox.pk).update(imap_last_uid=batch[-1])
+        mailbox.imap_last_uid = batch[-1]
+        if mailbox.imap_mark_seen:
+            client.uid("STORE", _uid_set(batch), "+FLAGS", "(\\Seen)")
+        progress(f"{mailbox.name}: {start + len(batch)}/{len(uids)} fetched")
     return report
 
 
-def _quote(folder: str) -> str:
-    return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def fetch_mailbox(
+    mailbox: Mailbox, progress: Callable[[str], None] = lambda _: None
+) -> ImportReport:
+    """Connect, store the mailbox's new messages, disconnect."""
+    client = connect(mailbox)
+    try:
+        return fetch_new(client, mailbox, progress)
+    finally:
+        _logout(client)
+
+
+def _logout(client: imaplib.IMAP4) -> None:
+    try:
+        client.logout()
+    except IMAP_ERRORS:
+        pass
 
 
 def fetch_all() -> str:
@@ -118,7 +172,7 @@ def fetch_all() -> str:
     for mailbox in Mailbox.objects.exclude(imap_host=""):
         try:
             results.append(f"{mailbox.name}: {fetch_mailbox(mailbox)}")
-        except (imaplib.IMAP4.error, OSError, IMAPConfigError) as exc:
+        except (*IMAP_ERRORS, IMAPConfigError) as exc:
             log.warning("Mailbox %s: fetching failed: %s", mailbox.name, exc)
             results.append(f"{mailbox.name}: failed: {exc}")
     return "; ".join(results) or "no mailbox has IMAP configured"
@@ -141,3 +195,75 @@ def ensure_schedule() -> bool:
         },
     )
     return True
+
+
+# -- IDLE ---------------------------------------------------------------------------------
+
+
+def _readable(client: imaplib.IMAP4, seconds: float) -> bool:
+    sock = client.socket()
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
+        return True
+    return bool(select.select([sock], [], [], seconds)[0])
+
+
+def idle(client: imaplib.IMAP4, stop: threading.Event, seconds: float) -> bool:
+    """Wait in IMAP IDLE until the server reports new mail, ``seconds`` pass or ``stop``.
+
+    Returns True when the server reported a change. (imaplib has IDLE only from
+    Python 3.14, so the command is spoken here directly.)
+    """
+    tag = client._new_tag()
+    client.send(tag + b" IDLE\r\n")
+    if not client.readline().startswith(b"+"):
+        raise imaplib.IMAP4.error("the server refused IDLE")
+    changed = False
+    deadline = time.monotonic() + seconds
+    try:
+        while not stop.is_set() and time.monotonic() < deadline:
+            if not _readable(client, 1.0):
+                continue
+            line = client.readline()
+            if not line:
+                raise imaplib.IMAP4.abort("the server closed the connection during IDLE")
+            if line.startswith(b"*") and (b"EXISTS" in line or b"RECENT" in line):
+                changed = True
+                break
+    finally:
+        client.send(b"DONE\r\n")
+        while not (line := client.readline()).startswith(tag):
+            if not line:
+                raise imaplib.IMAP4.abort("the server closed the connection after IDLE")
+    return changed
+
+
+def watch(
+    mailbox_id: int,
+    stop: threading.Event,
+    idle_seconds: float = 600,
+    on_fetch: Callable[[ImportReport], None] = lambda _: None,
+) -> None:
+    """Fetch, then wait for new mail (IDLE, or polling without it), until ``stop``.
+
+    Connection errors are logged and retried with growing delays (1 s to 5 min).
+    """
+    backoff = 1.0
+    while not stop.is_set():
+        try:
+            close_old_connections()
+            mailbox = Mailbox.objects.get(pk=mailbox_id)
+            client = connect(mailbox)
+            try:
+                while not stop.is_set():
+                    on_fetch(fetch_new(client, mailbox))
+                    backoff = 1.0
+                    if "IDLE" in client.capabilities:
+                        idle(client, stop, idle_seconds)
+                    else:
+                        stop.wait(settings.IMAP_POLL_MINUTES * 60)
+            finally:
+                _logout(client)
+        except (*IMAP_ERRORS, IMAPConfigError) as exc:
+            log.warning("Mailbox %s: %s; reconnecting in %.0f s", mailbox_id, exc, backoff)
+            stop.wait(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF)

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
+DOVEADM = shutil.which("doveadm") or "/usr/bin/doveadm"
 
 CONFIG = """\
 protocols = imap
@@ -25,7 +26,7 @@ base_dir = {root}/run
 state_dir = {root}/state
 log_path = {root}/dovecot.log
 info_log_path = {root}/dovecot.log
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_location = maildir:{root}/mail/%u
@@ -46,7 +47,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {imaps_port}
   }}
 }}
 service stats {{
@@ -72,7 +74,7 @@ class Dovecot:
     user = "support@acme.example"
     password = "imap-test-password"
 
-    def __init__(self) -> None:
+    def __init__(self, tls: bool = False) -> None:
         # Not pytest's tmp_path: its parents are private to root, and the mail processes
         # run as an unprivileged user (Dovecot refuses mail access as root).
         root = self.root = Path(tempfile.mkdtemp(prefix="replyhub-dovecot-"))
@@ -86,10 +88,18 @@ class Dovecot:
         login = _system_user("dovenull")
         internal = _system_user("dovecot")
         (root / "passwd").write_text(f"{self.user}:{{PLAIN}}{self.password}\n")
+        self.imaps_port = _free_port() if tls else 0
+        ssl_config = "ssl = no"
+        if tls:
+            self.ca_file = str(root / "cert.pem")
+            _self_signed_certificate(root / "cert.pem", root / "key.pem")
+            ssl_config = f"ssl = yes\nssl_cert = <{root}/cert.pem\nssl_key = <{root}/key.pem"
         (root / "dovecot.conf").write_text(
             CONFIG.format(
                 root=root,
                 port=self.port,
+                imaps_port=self.imaps_port,
+                ssl=ssl_config,
                 uid=uid,
                 gid=gid,
                 login_user=login,
@@ -148,6 +158,40 @@ class Dovecot:
         finally:
             client.logout()
 
+    def add_user(self, user: str, password: str) -> None:
+        """Another account on this server (Dovecot rereads the file on change)."""
+        with (self.root / "passwd").open("a") as passwd:
+            passwd.write(f"{user}:{{PLAIN}}{password}\n")
+
+    def delete(self, uid: int, folder: str = "INBOX") -> None:
+        """Delete one message for good, as a mail client's "delete and expunge" does."""
+        client = self.client()
+        try:
+            client.select(folder)
+            client.uid("STORE", str(uid), "+FLAGS", "(\\Deleted)")
+            client.expunge()
+        finally:
+            client.logout()
+
+    def set_uidvalidity(self, value: int, folder: str = "INBOX") -> None:
+        """Give the folder a new UIDVALIDITY, as a server migration or restore does."""
+        subprocess.run(
+            [
+                DOVEADM,
+                "-c",
+                str(self.root / "dovecot.conf"),
+                "mailbox",
+                "update",
+                "-u",
+                self.user,
+                "--uid-validity",
+                str(value),
+                folder,
+            ],
+            check=True,
+            capture_output=True,
+        )
+
     def stop(self) -> None:
         self.process.terminate()
         try:
@@ -163,3 +207,29 @@ def _system_user(name: str) -> str:
         return name
     except KeyError:
         return pwd.getpwuid(os.getuid()).pw_name
+
+
+def _self_signed_certificate(cert: Path, key: Path) -> None:
+    """A certificate for 127.0.0.1 and localhost; the client trusts it as its CA file."""
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import imaplib
+import ssl
+import threading
+import time
+
 import pytest
 from django.core.management import CommandError, call_command
 
@@ -128,3 +133,126 @@ def test_no_schedule_without_imap(mailbox):
 
     assert not imap.ensure_schedule()
     assert not Schedule.objects.exists()
+
+
+def stored_ids() -> list[str]:
+    return sorted(Message.objects.values_list("message_id", flat=True))
+
+
+def test_a_changed_uidvalidity_resyncs_without_duplicates_or_gaps(imap_mailbox, dovecot):
+    dovecot.deliver(mail_bytes("inquiry_en.eml"))
+    dovecot.deliver(mail_bytes("chinese_gb2312.eml"))
+    imap.fetch_mailbox(imap_mailbox)
+    dovecot.set_uidvalidity(4242)
+    dovecot.deliver(mail_bytes("reply_in_thread.eml"))
+    report = imap.fetch_mailbox(Mailbox.objects.get(pk=imap_mailbox.pk))
+    assert (report.added, report.duplicates) == (1, 2)  # the two known ones not downloaded
+    assert Message.objects.count() == 3
+    imap_mailbox.refresh_from_db()
+    assert (imap_mailbox.imap_uidvalidity, imap_mailbox.imap_last_uid) == (4242, 3)
+
+
+def test_a_message_deleted_on_the_server_is_skipped_and_what_we_stored_stays(imap_mailbox, dovecot):
+    dovecot.deliver(mail_bytes("inquiry_en.eml"))
+    imap.fetch_mailbox(imap_mailbox)
+    dovecot.deliver(mail_bytes("chinese_gb2312.eml"))
+    dovecot.deliver(mail_bytes("reply_in_thread.eml"))
+    dovecot.delete(1)
+    dovecot.delete(2)
+    report = imap.fetch_mailbox(Mailbox.objects.get(pk=imap_mailbox.pk))
+    assert report.added == 1
+    assert stored_ids() == [
+        "<fixture-inquiry-1@northwind.example>",
+        "<fixture-inquiry-2@northwind.example>",
+    ]
+
+
+def test_a_connection_dropped_mid_batch_loses_and_duplicates_nothing(
+    imap_mailbox, dovecot, settings
+):
+    from tests.tcp_proxy import DroppingProxy
+
+    settings.IMAP_BATCH_SIZE = 1
+    for name in ("inquiry_en.eml", "chinese_gb2312.eml", "reply_in_thread.eml"):
+        dovecot.deliver(mail_bytes(name))
+    proxy = DroppingProxy(dovecot.port, marker=b"fixture-zh-1@huaxin.example")
+    imap_mailbox.imap_port = proxy.port
+    with pytest.raises(imap.IMAP_ERRORS):
+        imap.fetch_mailbox(imap_mailbox)
+    proxy.close()
+    assert proxy.dropped.is_set()
+    assert stored_ids() == ["<fixture-inquiry-1@northwind.example>"]
+    assert seen(dovecot) == [True, False, False]
+
+    mailbox = Mailbox.objects.get(pk=imap_mailbox.pk)
+    mailbox.imap_port = dovecot.port
+    report = imap.fetch_mailbox(mailbox)
+    assert (report.added, report.duplicates) == (2, 0)
+    assert Message.objects.count() == 3
+    assert seen(dovecot) == [True, True, True]
+
+
+@pytest.mark.parametrize("security", ["ssl", "starttls"])
+def test_it_connects_with_tls(mailbox, monkeypatch, settings, security):
+    server = Dovecot(tls=True)
+    try:
+        monkeypatch.setenv("IMAP_PASSWORD", server.password)
+        settings.IMAP_CA_FILE = server.ca_file
+        mailbox.imap_host, mailbox.imap_user = "127.0.0.1", server.user
+        mailbox.imap_security = security
+        mailbox.imap_port = server.imaps_port if security == "ssl" else server.port
+        server.deliver(mail_bytes("inquiry_en.eml"))
+        assert imap.fetch_mailbox(mailbox).added == 1
+        settings.IMAP_CA_FILE = ""  # a self-signed certificate is not trusted by default
+        with pytest.raises(ssl.SSLCertVerificationError):
+            imap.fetch_mailbox(mailbox)
+    finally:
+        server.stop()
+
+
+def test_each_mailbox_has_its_own_account_and_folder(imap_mailbox, dovecot, monkeypatch):
+    dovecot.add_user("sales@acme.example", "sales-password")
+    monkeypatch.setenv("SALES_IMAP_PASSWORD", "sales-password")
+    sales = Mailbox.objects.create(
+        name="sales",
+        address="sales@acme.example",
+        imap_host="127.0.0.1",
+        imap_port=dovecot.port,
+        imap_security="none",
+        imap_user="sales@acme.example",
+        imap_password_env="SALES_IMAP_PASSWORD",
+        imap_folder="Leads",
+    )
+    client = imaplib.IMAP4("127.0.0.1", dovecot.port)
+    client.login("sales@acme.example", "sales-password")
+    client.create("Leads")
+    client.append("Leads", "", None, mail_bytes("chinese_gb2312.eml").replace(b"\n", b"\r\n"))
+    client.logout()
+    dovecot.deliver(mail_bytes("inquiry_en.eml"))
+    imap.fetch_all()
+    assert list(sales.messages.values_list("subject", flat=True)) == ["询问一下价格"]
+    assert imap_mailbox.messages.get().subject == "Pricing for Acme CRM, 25 seats"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_idle_fetches_new_mail_within_seconds(imap_mailbox, dovecot):
+    stop = threading.Event()
+    fetched = []
+    watcher = threading.Thread(
+        target=imap.watch, args=(imap_mailbox.pk, stop), kwargs={"on_fetch": fetched.append}
+    )
+    watcher.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not fetched and time.monotonic() < deadline:
+            time.sleep(0.1)  # the first fetch, before it goes idle
+        delivered = time.monotonic()
+        dovecot.deliver(mail_bytes("inquiry_en.eml"))
+        while not Message.objects.exists() and time.monotonic() < delivered + 20:
+            time.sleep(0.1)
+        assert Message.objects.count() == 1
+        assert time.monotonic() - delivered < 5
+    finally:
+        stop.set()
+        watcher.join(timeout=10)
+    assert not watcher.is_alive()

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import imaplib
-
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from drafts.imap import IMAPConfigError, fetch_mailbox
+from drafts.imap import IMAP_ERRORS, IMAPConfigError, fetch_mailbox
 from drafts.models import Mailbox
 
 
@@ -27,7 +25,7 @@ class Command(BaseCommand):
         for box in boxes:
             try:
                 report = fetch_mailbox(box, progress=self.stdout.write)
-            except (imaplib.IMAP4.error, OSError, IMAPConfigError) as exc:
+            except (*IMAP_ERRORS, IMAPConfigError) as exc:
                 failed.append(f"{box.name}: {exc}")
                 self.stderr.write(f"{box.name}: fetching failed: {exc}")
                 continue

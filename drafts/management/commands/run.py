@@ -104,9 +104,11 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=1)
         self._ensure_admin()
         mailbox = Mailbox.default()
-        if ensure_schedule():
+        watching = ensure_schedule()
+        if watching:
             self.stdout.write(
-                f"Fetching mail over IMAP every {settings.IMAP_POLL_MINUTES} minute(s)."
+                "IMAP: watching for new mail (IDLE), and polling every "
+                f"{settings.IMAP_POLL_MINUTES} minute(s) as a fallback."
             )
         if not no_demo and not Message.objects.exists():
             self.stdout.write("First run: importing the demo inbox…")
@@ -119,6 +121,8 @@ class Command(BaseCommand):
         ]
         if not no_sink:
             children.append(Supervised("SMTP sink", [*manage, "smtp_sink"]))
+        if watching:
+            children.append(Supervised("IMAP watcher", [*manage, "watch_mail"]))
         for child in children:
             child.start()
         self.stdout.write(
