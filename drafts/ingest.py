@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -22,7 +24,8 @@ from drafts.models import Attachment, Draft, Mailbox, Message, Thread
 
 log = logging.getLogger(__name__)
 
-MAIL_SUFFIXES = {".eml", ".msg", ".txt", ""}
+BATCH_SIZE = 200
+T = TypeVar("T")
 
 
 @dataclass
@@ -33,6 +36,10 @@ class ImportReport:
     duplicates: int = 0
     drafts: int = 0
     no_draft: int = 0
+
+    @property
+    def seen(self) -> int:
+        return self.added + self.duplicates
 
     def __str__(self) -> str:
         return (
@@ -59,21 +66,23 @@ def find_thread(mailbox: Mailbox, parsed: mailparse.ParsedMail) -> Thread:
             Message.objects.filter(mailbox=mailbox, message_id__in=ids, thread__isnull=False)
             .filter(same_customer)
             .select_related("thread")
-            .order_by("-id")
-            .first()
+            .order_by("-id")[:1]
         )
         if parent:
-            return parent.thread
+            return parent[0].thread
     subject = mailparse.normalize_subject(parsed.subject)
     if subject != parsed.subject.strip():
-        thread = (
-            Thread.objects.filter(mailbox=mailbox, subject=subject, customer_address__in=mine)
-            .order_by("-last_message_at")
-            .first()
-        )
+        thread = Thread.objects.filter(
+            mailbox=mailbox, subject=subject, customer_address__in=mine
+        ).order_by("-last_message_at")[:1]
         if thread:
-            return thread
-    return Thread.objects.create(mailbox=mailbox, subject=subject[:500], customer_address=customer)
+            return thread[0]
+    return Thread.objects.create(
+        mailbox=mailbox,
+        subject=subject[:500],
+        customer_address=customer,
+        last_message_at=parsed.date or timezone.now(),
+    )
 
 
 def _no_draft_reason(mailbox: Mailbox, parsed: mailparse.ParsedMail) -> str:
@@ -82,13 +91,17 @@ def _no_draft_reason(mailbox: Mailbox, parsed: mailparse.ParsedMail) -> str:
         return parsed.auto_kind
     if parsed.oversize:
         return "oversize"
-    since = timezone.now() - timedelta(hours=1)
-    recent = Draft.objects.filter(
-        message__mailbox=mailbox, message__from_address=parsed.from_address, created_at__gte=since
+    if not parsed.from_address:
+        return ""
+    # Messages that got a draft, counted on the (mailbox, from_address, received_at) index.
+    recent = Message.objects.filter(
+        mailbox=mailbox,
+        from_address=parsed.from_address,
+        received_at__gte=timezone.now() - timedelta(hours=1),
+        auto_kind="",
     )
-    if parsed.from_address and recent.count() >= settings.REPLYHUB_SENDER_DRAFTS_PER_HOUR:
-        return "rate-limited"
-    return ""
+    limit = settings.REPLYHUB_SENDER_DRAFTS_PER_HOUR
+    return "rate-limited" if len(recent.values_list("pk", flat=True)[:limit]) >= limit else ""
 
 
 def ingest_message(mailbox: Mailbox, raw: bytes) -> tuple[Message, bool]:
@@ -97,21 +110,21 @@ def ingest_message(mailbox: Mailbox, raw: bytes) -> tuple[Message, bool]:
     Raises mailparse.NotMailError for bytes that are not mail; any other problem with
     the message is recorded in its defects, and the message is stored all the same.
     """
+    if not mailparse.looks_like_mail(raw):
+        raise mailparse.NotMailError("no RFC 822 header at the start")
+    # Known bytes are found by their hash before any parsing: re-imports stay cheap.
+    existing = Message.objects.filter(mailbox=mailbox, sha256=mailparse.digest(raw))[:1]
+    if existing:
+        return existing[0], False
     parsed = mailparse.parse(
         raw,
         max_bytes=settings.REPLYHUB_MAX_MESSAGE_BYTES,
         max_attachment_bytes=settings.REPLYHUB_MAX_ATTACHMENT_BYTES,
     )
-    existing = Message.objects.filter(mailbox=mailbox, sha256=parsed.sha256).first()
-    if existing:
-        return existing, False
+    message_id = parsed.message_id[:500]
     defects = list(parsed.defects)
-    same_id = list(
-        Message.objects.filter(mailbox=mailbox, message_id=parsed.message_id).values_list(
-            "pk", flat=True
-        )[:5]
-    )
-    if same_id:
+    same_id = Message.objects.filter(mailbox=mailbox, message_id=message_id)
+    if same_id := list(same_id.values_list("pk", flat=True)[:5]):
         defects.append(f"duplicate Message-ID: also used by message(s) {same_id}")
     try:
         with transaction.atomic():
@@ -123,7 +136,7 @@ def ingest_message(mailbox: Mailbox, raw: bytes) -> tuple[Message, bool]:
                 raw=raw,
                 sha256=parsed.sha256,
                 size=len(raw),
-                message_id=parsed.message_id,
+                message_id=message_id,
                 in_reply_to=parsed.in_reply_to,
                 references=" ".join(parsed.references),
                 subject=parsed.subject,
@@ -150,8 +163,9 @@ def ingest_message(mailbox: Mailbox, raw: bytes) -> tuple[Message, bool]:
                 )
                 for a in parsed.attachments
             )
-            thread.last_message_at = parsed.date or timezone.now()
-            thread.save(update_fields=["last_message_at"])
+            if thread.last_message_at < (parsed.date or timezone.now()):
+                thread.last_message_at = parsed.date or timezone.now()
+                thread.save(update_fields=["last_message_at"])
             if not no_draft:
                 from drafts.tasks import enqueue_generation
 
@@ -208,25 +222,56 @@ def collect_files(paths: list[Path]) -> list[Path]:
     return files
 
 
+@contextmanager
+def _quiet_queue_log() -> Iterator[None]:
+    """django-q2 logs every enqueued task at INFO; one line per message drowns the progress."""
+    logger = logging.getLogger("django-q")
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def import_paths(
     paths: list[Path],
     mailbox: Mailbox,
     progress: Callable[[str], None] = lambda line: None,
 ) -> ImportReport:
-    """Import .eml files, folders of them and mbox files into ``mailbox``."""
+    """Import .eml files, folders of them and mbox files into ``mailbox``.
+
+    Messages are committed in batches of BATCH_SIZE (each message is still its own
+    savepoint): an interrupted import loses at most the current batch, which the next
+    run imports, since importing is idempotent.
+    """
     report = ImportReport()
     files = collect_files(paths)
-    for number, file in enumerate(files, 1):
-        if is_mbox(file):
-            size = max(file.stat().st_size, 1)
-            for count, (raw, offset) in enumerate(iter_mbox(file), 1):
-                count_into(report, *ingest_message(mailbox, raw))
-                if count % 50 == 0 or offset == size:
-                    progress(f"{file.name}: {count} messages, {100 * offset // size}%")
-        else:
-            count_into(report, *ingest_message(mailbox, file.read_bytes()))
-            progress(f"[{number}/{len(files)}] {file.name}")
+    with _quiet_queue_log():
+        for number, file in enumerate(files, 1):
+            if is_mbox(file):
+                size = max(file.stat().st_size, 1)
+                for batch in _batches(iter_mbox(file), BATCH_SIZE):
+                    with transaction.atomic():
+                        for raw, _ in batch:
+                            count_into(report, *ingest_message(mailbox, raw))
+                    offset = batch[-1][1]
+                    progress(f"{file.name}: {report.seen} messages, {100 * offset // size}%")
+            else:
+                count_into(report, *ingest_message(mailbox, file.read_bytes()))
+                progress(f"[{number}/{len(files)}] {file.name}")
     return report
+
+
+def _batches(items: Iterator[T], size: int) -> Iterator[list[T]]:
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def count_into(report: ImportReport, message: Message, created: bool) -> None:

@@ -28,7 +28,9 @@ from drafts.mailtext import html_to_text as html_to_text  # re-exported
 from drafts.mailtext import sanitize_html as sanitize_html  # re-exported
 
 HEADER_LINE = re.compile(rb"^[!-9;-~]+:")
-REPLY_PREFIX = re.compile(r"^\s*((re|fwd?|aw|wg|回复|答复|转发)\s*[:：]\s*)+", re.IGNORECASE)
+REPLY_PREFIX = re.compile(
+    r"^\s*((re|fwd?|aw|wg|回复|答复|转发|回覆|答覆|轉寄|轉發)\s*[:：]\s*)+", re.IGNORECASE
+)
 
 MAX_MESSAGE_BYTES = 25 * 1024 * 1024  # bigger messages: headers only, oversize=True
 MAX_LINES = 1_000_000  # more lines than any real message of that size: headers only
@@ -501,6 +503,17 @@ def _read_tree(data: bytes, defects: list[str]) -> tuple[EmailMessage, EmailMess
         return None
 
 
+def _without_mbox_line(raw: bytes) -> bytes:
+    if raw.startswith(b"From "):
+        return raw.split(b"\n", 1)[1] if b"\n" in raw else b""
+    return raw
+
+
+def digest(raw: bytes) -> str:
+    """The SHA-256 that identifies a message's bytes (an mbox "From " line left out)."""
+    return hashlib.sha256(_without_mbox_line(raw)).hexdigest()
+
+
 def parse(
     raw: bytes,
     *,
@@ -515,9 +528,8 @@ def parse(
     """
     if not looks_like_mail(raw):
         raise NotMailError("no RFC 822 header at the start")
-    if raw.startswith(b"From "):
-        raw = raw.split(b"\n", 1)[1] if b"\n" in raw else b""
-    digest = hashlib.sha256(raw).hexdigest()
+    raw = _without_mbox_line(raw)
+    sha256 = digest(raw)
     data = raw.lstrip(b"\r\n")
     defects: list[str] = []
     oversize = _too_big(data, max_bytes)
@@ -531,11 +543,11 @@ def parse(
     else:
         msg, tree = read
         body = _read_body(tree, max_attachment_bytes, defects)
-    return _parsed(msg, body, digest, bool(oversize), defects)
+    return _parsed(msg, body, sha256, bool(oversize), defects)
 
 
 def _parsed(
-    msg: EmailMessage, body: _Body, digest: str, oversize: bool, defects: list[str]
+    msg: EmailMessage, body: _Body, sha256: str, oversize: bool, defects: list[str]
 ) -> ParsedMail:
     """The ParsedMail for a message and what was read of its body."""
     try:
@@ -562,8 +574,8 @@ def _parsed(
     if len(defects) > MAX_DEFECTS:
         defects[MAX_DEFECTS:] = [f"{len(defects) - MAX_DEFECTS} more problems not listed"]
     return ParsedMail(
-        sha256=digest,
-        message_id=message_id or f"<synthetic-{digest[:32]}@replyhub.invalid>",
+        sha256=sha256,
+        message_id=message_id or f"<synthetic-{sha256[:32]}@replyhub.invalid>",
         in_reply_to=in_reply_to,
         references=_ids(mailtext.decode_8bit(first.get("references", ""))[0])[-MAX_REFERENCES:],
         subject=subject[:998],

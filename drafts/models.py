@@ -93,9 +93,14 @@ class Thread(models.Model):
 
     mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="threads")
     subject = models.CharField(max_length=500, help_text="Normalized: no Re:/Fwd:/回复: prefixes.")
-    customer_address = models.CharField(max_length=320, db_index=True)
+    customer_address = models.CharField(max_length=320)
     created_at = models.DateTimeField(auto_now_add=True)
     last_message_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        # Lookups always name the mailbox; indexes that start with it keep SQLite's
+        # planner from scanning the whole mailbox through the mailbox_id index.
+        indexes = [models.Index(fields=["mailbox", "customer_address", "subject"])]
 
     def __str__(self) -> str:
         return self.subject
@@ -115,7 +120,7 @@ class Message(models.Model):
     )
     raw = models.BinaryField()
     sha256 = models.CharField(max_length=64)
-    message_id = models.CharField(max_length=998, db_index=True)
+    message_id = models.CharField(max_length=500)  # indexed: PostgreSQL caps key size
     in_reply_to = models.CharField(max_length=998, blank=True)
     references = models.TextField(blank=True)
     subject = models.CharField(max_length=998, blank=True)
@@ -142,6 +147,10 @@ class Message(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["mailbox", "sha256"], name="unique_raw_per_mailbox")
+        ]
+        indexes = [
+            models.Index(fields=["mailbox", "message_id"]),
+            models.Index(fields=["mailbox", "from_address", "received_at"]),
         ]
         ordering = ["date", "id"]
 

@@ -22,7 +22,7 @@ from drafts.models import Draft, Message, ReviewEvent
 
 log = logging.getLogger(__name__)
 
-REPLY_PREFIXES = ("re:", "回复:", "回复：", "答复:", "答复：")
+REPLY_PREFIXES = ("re:", "回复:", "回复：", "答复:", "答复：", "回覆:", "回覆：", "答覆:", "答覆：")
 
 
 class HeaderInjectionError(ValueError):

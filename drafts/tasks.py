@@ -23,14 +23,27 @@ from inference.types import SamplingParams
 log = logging.getLogger(__name__)
 
 
+def _enqueue(func: str, draft_id: int) -> None:
+    """Queue ``func(draft_id)`` so no worker can run it before the draft is committed.
+
+    With the ORM broker the task row joins the current transaction: the message, its
+    draft and its task are stored together or not at all. Redis is outside the
+    transaction, so there the task is pushed once the transaction has committed.
+    """
+    if "orm" in settings.Q_CLUSTER:
+        async_task(func, draft_id)
+    else:
+        transaction.on_commit(lambda: async_task(func, draft_id))
+
+
 def enqueue_generation(draft: Draft) -> None:
-    """Queue the model run for ``draft`` once the current transaction commits."""
-    transaction.on_commit(lambda: async_task("drafts.tasks.generate_draft", draft.pk))
+    """Queue the model run for ``draft``."""
+    _enqueue("drafts.tasks.generate_draft", draft.pk)
 
 
 def enqueue_send(draft: Draft) -> None:
-    """Queue sending of an approved ``draft`` once the current transaction commits."""
-    transaction.on_commit(lambda: async_task("drafts.sending.send_draft", draft.pk))
+    """Queue sending of an approved ``draft``."""
+    _enqueue("drafts.sending.send_draft", draft.pk)
 
 
 def generate_draft(draft_id: int) -> str:
