@@ -7,6 +7,7 @@ queued only after that commit. The same bytes in the same mailbox are stored onc
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ class ImportReport:
     duplicates: int = 0
     drafts: int = 0
     no_draft: int = 0
+    not_mail: int = 0  # pieces of an mbox that were not mail, skipped
 
     @property
     def seen(self) -> int:
@@ -45,6 +47,7 @@ class ImportReport:
         return (
             f"{self.added} new message(s), {self.duplicates} already stored, "
             f"{self.drafts} queued for a draft, {self.no_draft} stored without a draft"
+            + (f", {self.not_mail} piece(s) of mbox skipped as not mail" if self.not_mail else "")
         )
 
 
@@ -85,23 +88,55 @@ def find_thread(mailbox: Mailbox, parsed: mailparse.ParsedMail) -> Thread:
     )
 
 
-def _no_draft_reason(mailbox: Mailbox, parsed: mailparse.ParsedMail) -> str:
-    """Why this message gets no draft ("" when it gets one)."""
-    if parsed.auto_kind:
-        return parsed.auto_kind
-    if parsed.oversize:
-        return "oversize"
-    if not parsed.from_address:
+@dataclass
+class Lookups:
+    """What storing a batch of messages needs to know, fetched with one query each.
+
+    Kept up to date while the batch is stored, so a message sees the ones before it.
+    """
+
+    known: dict[str, Message]  # sha256 -> message already stored
+    by_message_id: dict[str, list[int]]  # Message-ID -> ids of messages that use it
+    recent_drafts: Counter[str]  # sender -> messages drafted within the last hour
+
+    @classmethod
+    def for_digests(cls, mailbox: Mailbox, digests: set[str]) -> Lookups:
+        known = Message.objects.filter(mailbox=mailbox, sha256__in=digests)
+        return cls({m.sha256: m for m in known}, {}, Counter())
+
+    def load_for(self, mailbox: Mailbox, parsed: list[mailparse.ParsedMail]) -> None:
+        """Fetch the Message-IDs and recent senders these parsed messages need."""
+        ids = {p.message_id[:500] for p in parsed}
+        for pk, message_id in Message.objects.filter(
+            mailbox=mailbox, message_id__in=ids
+        ).values_list("pk", "message_id"):
+            self.by_message_id.setdefault(message_id, []).append(pk)
+        senders = {p.from_address for p in parsed if p.from_address}
+        # Messages that got a draft, on the (mailbox, from_address, received_at) index.
+        recent = Message.objects.filter(
+            mailbox=mailbox,
+            from_address__in=senders,
+            received_at__gte=timezone.now() - timedelta(hours=1),
+            auto_kind="",
+        )
+        self.recent_drafts.update(recent.values_list("from_address", flat=True))
+
+    def no_draft_reason(self, parsed: mailparse.ParsedMail) -> str:
+        """Why this message gets no draft ("" when it gets one)."""
+        if parsed.auto_kind:
+            return parsed.auto_kind
+        if parsed.oversize:
+            return "oversize"
+        limit = settings.REPLYHUB_SENDER_DRAFTS_PER_HOUR
+        if parsed.from_address and self.recent_drafts[parsed.from_address] >= limit:
+            return "rate-limited"
         return ""
-    # Messages that got a draft, counted on the (mailbox, from_address, received_at) index.
-    recent = Message.objects.filter(
-        mailbox=mailbox,
-        from_address=parsed.from_address,
-        received_at__gte=timezone.now() - timedelta(hours=1),
-        auto_kind="",
-    )
-    limit = settings.REPLYHUB_SENDER_DRAFTS_PER_HOUR
-    return "rate-limited" if len(recent.values_list("pk", flat=True)[:limit]) >= limit else ""
+
+    def remember(self, message: Message) -> None:
+        self.known[message.sha256] = message
+        self.by_message_id.setdefault(message.message_id, []).append(message.pk)
+        if not message.auto_kind:
+            self.recent_drafts[message.from_address] += 1
 
 
 def ingest_message(mailbox: Mailbox, raw: bytes) -> tuple[Message, bool]:
@@ -110,26 +145,53 @@ def ingest_message(mailbox: Mailbox, raw: bytes) -> tuple[Message, bool]:
     Raises mailparse.NotMailError for bytes that are not mail; any other problem with
     the message is recorded in its defects, and the message is stored all the same.
     """
-    if not mailparse.looks_like_mail(raw):
-        raise mailparse.NotMailError("no RFC 822 header at the start")
-    # Known bytes are found by their hash before any parsing: re-imports stay cheap.
-    existing = Message.objects.filter(mailbox=mailbox, sha256=mailparse.digest(raw))[:1]
-    if existing:
-        return existing[0], False
-    parsed = mailparse.parse(
-        raw,
-        max_bytes=settings.REPLYHUB_MAX_MESSAGE_BYTES,
-        max_attachment_bytes=settings.REPLYHUB_MAX_ATTACHMENT_BYTES,
-    )
+    return ingest_batch(mailbox, [raw])[0]
+
+
+def ingest_batch(mailbox: Mailbox, raws: list[bytes]) -> list[tuple[Message, bool]]:
+    """Store messages in order, each in its own transaction (a savepoint inside another).
+
+    The lookups every message needs are made once for the whole batch; known bytes are
+    found by their hash before any parsing, so re-imports stay cheap.
+    """
+    for raw in raws:
+        if not mailparse.looks_like_mail(raw):
+            raise mailparse.NotMailError("no RFC 822 header at the start")
+    digests = [mailparse.digest(raw) for raw in raws]
+    lookups = Lookups.for_digests(mailbox, set(digests))
+    parsed = {
+        digest: mailparse.parse(
+            raw,
+            max_bytes=settings.REPLYHUB_MAX_MESSAGE_BYTES,
+            max_attachment_bytes=settings.REPLYHUB_MAX_ATTACHMENT_BYTES,
+        )
+        for raw, digest in zip(raws, digests, strict=True)
+        if digest not in lookups.known
+    }
+    if parsed:
+        lookups.load_for(mailbox, list(parsed.values()))
+    results = []
+    for raw, digest in zip(raws, digests, strict=True):
+        if digest in lookups.known:
+            results.append((lookups.known[digest], False))
+            continue
+        message = _store(mailbox, raw, parsed[digest], lookups)
+        results.append(message)
+        lookups.remember(message[0])
+    return results
+
+
+def _store(
+    mailbox: Mailbox, raw: bytes, parsed: mailparse.ParsedMail, lookups: Lookups
+) -> tuple[Message, bool]:
     message_id = parsed.message_id[:500]
     defects = list(parsed.defects)
-    same_id = Message.objects.filter(mailbox=mailbox, message_id=message_id)
-    if same_id := list(same_id.values_list("pk", flat=True)[:5]):
+    if same_id := lookups.by_message_id.get(message_id, [])[:5]:
         defects.append(f"duplicate Message-ID: also used by message(s) {same_id}")
     try:
         with transaction.atomic():
             thread = find_thread(mailbox, parsed)
-            no_draft = _no_draft_reason(mailbox, parsed)
+            no_draft = lookups.no_draft_reason(parsed)
             message = Message.objects.create(
                 mailbox=mailbox,
                 thread=thread,
@@ -252,9 +314,11 @@ def import_paths(
             if is_mbox(file):
                 size = max(file.stat().st_size, 1)
                 for batch in _batches(iter_mbox(file), BATCH_SIZE):
+                    mail = [raw for raw, _ in batch if mailparse.looks_like_mail(raw)]
+                    report.not_mail += len(batch) - len(mail)
                     with transaction.atomic():
-                        for raw, _ in batch:
-                            count_into(report, *ingest_message(mailbox, raw))
+                        for result in ingest_batch(mailbox, mail):
+                            count_into(report, *result)
                     offset = batch[-1][1]
                     progress(f"{file.name}: {report.seen} messages, {100 * offset // size}%")
             else:

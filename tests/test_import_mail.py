@@ -122,3 +122,19 @@ def test_an_oversize_message_is_kept_raw_and_flagged_without_a_draft(mailbox, se
     assert bytes(message.raw) == raw
     assert message.auto_kind == "oversize"
     assert not Draft.objects.exists()
+
+
+def test_a_piece_of_an_mbox_that_is_not_mail_is_skipped_and_the_rest_imported(
+    mailbox, tmp_path, capsys
+):
+    mbox = tmp_path / "broken.mbox"
+    mbox.write_bytes(
+        b"From a@b Thu Jan  1 00:00:00 2026\n"
+        + mail_bytes("inquiry_en.eml")
+        + b"\nFrom x@y Thu Jan  1 00:00:00 2026\n\x89PNG binary garbage\n"
+        + b"\nFrom c@d Thu Jan  1 00:00:00 2026\n"
+        + mail_bytes("chinese_gb2312.eml")
+    )
+    call_command("import_mail", str(mbox))
+    assert Message.objects.count() == 2
+    assert "1 piece(s) of mbox skipped as not mail" in capsys.readouterr().out
