@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -26,7 +25,8 @@ from drafts.models import Attachment, Draft, Mailbox, Message, Thread
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 200
-T = TypeVar("T")
+# A batch is parsed before it is stored, so its bytes bound the import's memory.
+BATCH_BYTES = 16 * 1024 * 1024
 
 
 @dataclass
@@ -303,7 +303,7 @@ def import_paths(
 ) -> ImportReport:
     """Import .eml files, folders of them and mbox files into ``mailbox``.
 
-    Messages are committed in batches of BATCH_SIZE (each message is still its own
+    Messages are committed in batches of BATCH_SIZE or BATCH_BYTES (each message is its own
     savepoint): an interrupted import loses at most the current batch, which the next
     run imports, since importing is idempotent.
     """
@@ -313,7 +313,7 @@ def import_paths(
         for number, file in enumerate(files, 1):
             if is_mbox(file):
                 size = max(file.stat().st_size, 1)
-                for batch in _batches(iter_mbox(file), BATCH_SIZE):
+                for batch in _batches(iter_mbox(file)):
                     mail = [raw for raw, _ in batch if mailparse.looks_like_mail(raw)]
                     report.not_mail += len(batch) - len(mail)
                     with transaction.atomic():
@@ -327,13 +327,15 @@ def import_paths(
     return report
 
 
-def _batches(items: Iterator[T], size: int) -> Iterator[list[T]]:
-    batch: list[T] = []
-    for item in items:
+def _batches(messages: Iterator[tuple[bytes, int]]) -> Iterator[list[tuple[bytes, int]]]:
+    batch: list[tuple[bytes, int]] = []
+    size = 0
+    for item in messages:
         batch.append(item)
-        if len(batch) == size:
+        size += len(item[0])
+        if len(batch) == BATCH_SIZE or size >= BATCH_BYTES:
             yield batch
-            batch = []
+            batch, size = [], 0
     if batch:
         yield batch
 

@@ -138,3 +138,14 @@ def test_a_piece_of_an_mbox_that_is_not_mail_is_skipped_and_the_rest_imported(
     call_command("import_mail", str(mbox))
     assert Message.objects.count() == 2
     assert "1 piece(s) of mbox skipped as not mail" in capsys.readouterr().out
+
+
+def test_batches_are_bounded_by_count_and_by_bytes(monkeypatch):
+    from drafts import ingest
+
+    monkeypatch.setattr(ingest, "BATCH_SIZE", 3)
+    monkeypatch.setattr(ingest, "BATCH_BYTES", 100)
+    small = [(b"x" * 10, n) for n in range(7)]
+    assert [len(b) for b in ingest._batches(iter(small))] == [3, 3, 1]
+    big = [(b"x" * 60, n) for n in range(3)]
+    assert [len(b) for b in ingest._batches(iter(big))] == [2, 1]
