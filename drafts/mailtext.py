@@ -13,6 +13,9 @@ import functools
 import html as html_lib
 import re
 import unicodedata
+from datetime import UTC, datetime
+from email.headerregistry import Address
+from email.utils import parsedate_to_datetime
 from urllib.parse import unquote_to_bytes
 
 import nh3
@@ -45,6 +48,9 @@ _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
 _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _HEADER_CONTROLS = re.compile(r"[\x00-\x1f\x7f]+")
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
+# _CONTROLS as UTF-8 bytes: deleting them from the encoded text is a faster test than
+# searching the text, and only these bytes encode these characters.
+_CONTROL_BYTES = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
 
 
 def codecs_for(label: str | None) -> tuple[str, ...]:
@@ -92,7 +98,7 @@ def decode_bytes(data: bytes, charset: str | None) -> tuple[str, str]:
 
 def decode_8bit(value: str, hint: str | None = None) -> tuple[str, str]:
     """A header value with raw 8-bit bytes (surrogate-escaped by the parser) as text."""
-    if not _SURROGATES.search(value):
+    if not _has_surrogates(value):
         return value, ""
     try:
         data = value.encode("utf-8", "surrogateescape")
@@ -109,19 +115,33 @@ def decode_8bit(value: str, hint: str | None = None) -> tuple[str, str]:
 def clean_text(text: str) -> str:
     """Text safe to store: no NUL or other control characters, no lone surrogates, \\n lines."""
     text = text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
-    text = _CONTROLS.sub("", text)
-    if _SURROGATES.search(text):
-        text = _SURROGATES.sub("\ufffd", text)
+    try:
+        data = text.encode()
+    except UnicodeEncodeError:  # lone surrogates
+        return _SURROGATES.sub("\ufffd", _CONTROLS.sub("", text))
+    if len(data.translate(None, _CONTROL_BYTES)) != len(data):
+        text = _CONTROLS.sub("", text)
     return text
+
+
+def _has_surrogates(text: str) -> bool:
+    """Whether ``text`` holds lone surrogates (raw bytes, surrogate-escaped by the parser)."""
+    try:
+        text.encode()  # UTF-8 encodes every other character; faster than a search
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def clean_line(text: str) -> str:
     """``text`` as one clean line: controls (newlines too) become spaces."""
+    if text.isprintable():  # no controls, surrogates or BOM: nothing to clean (most headers)
+        return text.strip()
     return _HEADER_CONTROLS.sub(" ", clean_text(text)).strip()
 
 
 def _unfold(value: str) -> str:
-    return re.sub(r"\r?\n(?=[ \t])", "", value)
+    return re.sub(r"\r?\n(?=[ \t])", "", value) if "\n" in value else value
 
 
 def decode_base64(text: str) -> tuple[bytes, bool]:
@@ -161,6 +181,8 @@ def decode_words(value: str) -> tuple[str, list[str]]:
     Adjacent encoded words in one charset are decoded together, because senders split
     multibyte characters across them.
     """
+    if "=?" not in value:  # most header values: nothing to decode
+        return value, []
     problems: list[str] = []
     out: list[str] = []
     pending: list[bytes] = []
@@ -196,11 +218,18 @@ def decode_words(value: str) -> tuple[str, list[str]]:
 
 def decode_header(value: str, hint: str | None = None) -> tuple[str, list[str]]:
     """A header value as one clean line of text, and the problems met decoding it."""
+    text, problems = _decode_header(value, hint)
+    return text, list(problems)
+
+
+@functools.lru_cache(maxsize=64)  # parse() decodes the headers it reads and then all of them
+def _decode_header(value: str, hint: str | None) -> tuple[str, tuple[str, ...]]:
     value, problem = decode_8bit(_unfold(value), hint)
     text, problems = decode_words(value)
-    return clean_line(text), [problem, *problems] if problem else problems
+    return clean_line(text), (problem, *problems) if problem else tuple(problems)
 
 
+@functools.lru_cache(maxsize=16)
 def _param_pattern(name: str) -> re.Pattern[str]:
     return re.compile(
         rf"(?:^|;)\s*{re.escape(name)}(?:\*(?P<index>\d{{1,3}}))?(?P<star>\*)?\s*=\s*"
@@ -216,6 +245,8 @@ def mime_param(value: str, name: str) -> str:
     RFC 2047 encoded words inside quotes (common, though not allowed) and raw 8-bit text.
     One pass over the value, so long hostile values cost linear time.
     """
+    if not value:  # no Content-Disposition, most often
+        return ""
     value, _ = decode_8bit(_unfold(value))
     simple: str | None = None
     extended: str | None = None
@@ -243,6 +274,48 @@ def mime_param(value: str, name: str) -> str:
         data += unquote_to_bytes(text) if is_encoded else text.encode("utf-8", "surrogatepass")
     text, _ = decode_bytes(bytes(data), charset or None)
     return clean_line(decode_words(text)[0])
+
+
+def parse_date(value: str) -> tuple[datetime | None, str]:
+    """(the Date header value as a UTC datetime, problem); None without a time zone."""
+    if not value:
+        return None, ""
+    try:
+        date = parsedate_to_datetime(value[:200])
+        return (date.astimezone(UTC) if date.tzinfo else None), ""
+    except Exception:  # the stdlib raises several kinds on odd dates
+        return None, f"unreadable Date: {value[:80]}"
+
+
+def message_ids(value: str) -> list[str]:
+    """The <message-ids> in a Message-ID, In-Reply-To or References value, in order."""
+    ids = re.findall(r"<[!-;=?-~]{1,996}>", value)
+    if not ids:  # a bare id@host, as some mailers write it
+        ids = [f"<{bare}>" for bare in re.findall(r"[!-;=?-~]{1,500}@[!-;=?-~]{1,494}", value)[:1]]
+    return ids
+
+
+# The stdlib parser's MIME defects, as a reviewer should read them.
+_DEFECT_TEXT = {
+    "NoBoundaryInMultipartDefect": "multipart without a boundary",
+    "StartBoundaryNotFoundDefect": "MIME boundary not found",
+    "CloseBoundaryNotFoundDefect": "closing MIME boundary missing",
+    "FirstHeaderLineIsContinuationDefect": "first header line is a continuation",
+    "MisplacedEnvelopeHeaderDefect": "stray From_ line among the headers",
+    "MissingHeaderBodySeparatorDefect": "no blank line after the headers",
+    "MultipartInvariantViolationDefect": "multipart type without parts",
+    "InvalidMultipartContentTransferEncodingDefect": "multipart with a transfer encoding",
+    "UndecodableBytesDefect": "undecodable bytes",
+    "InvalidBase64PaddingDefect": "broken base64 (padding)",
+    "InvalidBase64CharactersDefect": "broken base64 (invalid characters)",
+    "InvalidBase64LengthDefect": "broken base64 (truncated)",
+}
+
+
+def describe_defect(defect: Exception) -> str:
+    """A defect the stdlib parser recorded, as a short human-readable string."""
+    name = type(defect).__name__
+    return _DEFECT_TEXT.get(name) or str(defect)[:200] or name
 
 
 # ---- addresses -------------------------------------------------------------------------
@@ -362,11 +435,18 @@ def parse_address(value: str, hint: str | None = None) -> tuple[str, str, list[s
     return name, address, problems + name_problems
 
 
+def format_address(name: str, address: str) -> str:
+    """A header-safe "Name <address>"."""
+    username, _, domain = address.partition("@")
+    return str(Address(display_name=name, username=username, domain=domain))
+
+
 # ---- HTML -------------------------------------------------------------------------------
 
 _DROPPED_WITH_CONTENT = {"script", "style", "head", "title", "template", "noscript", "xmp"}
 _BLOCK_END = re.compile(r"(?i)<br\s*/?>|</(p|div|li|tr|h\d|blockquote|table|pre)\s*>")
 _CELL_END = re.compile(r"(?i)</t[dh]\s*>")
+_BLOCKQUOTE = re.compile(r"<blockquote", re.IGNORECASE)
 
 
 _TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]{0,20})")
@@ -383,6 +463,9 @@ def too_nested(html: str) -> bool:
     The HTML parser behind nh3 rescans its stack of open elements for many tags, so
     its time grows with (tags x nesting depth); real mail stays far below the bound.
     """
+    tags = html.count("<")
+    if tags * (tags + 1) // 2 <= MAX_HTML_WORK:  # even if every tag nested in the last
+        return False
     depth = work = 0
     for match in _TAG.finditer(html):
         name = match[2].lower()
@@ -404,16 +487,23 @@ def html_to_text(html: str, *, drop_quotes: bool = False) -> str:
     With ``drop_quotes`` the <blockquote> elements (quoted history in most HTML mail
     clients) are dropped with their content.
     """
+    # Without a <blockquote> tag nothing is dropped: the same text, and parse() asks for
+    # both, so the second comes from the cache.
+    return _html_to_text(html, drop_quotes and bool(_BLOCKQUOTE.search(html)))
+
+
+@functools.lru_cache(maxsize=8)
+def _html_to_text(html: str, drop_quotes: bool) -> str:
     html = _CELL_END.sub(" ", _BLOCK_END.sub("\n", html[:MAX_HTML_CHARS]))
     if too_nested(html):  # only the words then, without the HTML parser
         text = re.sub(r"<[^<>]*>?", "", html)
     else:
-        drop = _DROPPED_WITH_CONTENT | ({"blockquote"} if drop_quotes else set())
-        text = nh3.clean(html, tags=set(), attributes={}, clean_content_tags=drop)
+        text = _TEXT_ONLY[drop_quotes].clean(html)
     text = html_lib.unescape(text)
     text = clean_text(text).replace("\xa0", " ")
-    text = re.sub(r"[ \t]+\n", "\n", text)
-    return re.sub(r"\n{3,}", "\n\n", text).strip()
+    if " \n" in text or "\t\n" in text:  # a cheap test first: the pattern has no prefix
+        text = re.sub(r"[ \t]+\n", "\n", text)
+    return re.sub(r"\n\n\n+", "\n\n", text).strip()  # "\n{3,}", but found faster
 
 
 def sanitize_html(html: str, allow_remote_images: bool = False) -> str:
@@ -426,22 +516,35 @@ def sanitize_html(html: str, allow_remote_images: bool = False) -> str:
     """
     if not html or too_nested(html[:MAX_HTML_CHARS]):
         return ""
-    tags = set(nh3.ALLOWED_TAGS) if allow_remote_images else nh3.ALLOWED_TAGS - {"img"}
-    return nh3.clean(
-        html[:MAX_HTML_CHARS],
-        tags=tags,
-        clean_content_tags={"script", "style", "title", "template", "noscript", "xmp"},
-        url_schemes={"http", "https", "mailto"},
-        url_relative="deny",
-        attribute_filter=_only_web_images,
-        link_rel="noopener noreferrer nofollow",
-    )
+    return _SANITIZERS[allow_remote_images].clean(html[:MAX_HTML_CHARS])
 
 
 def _only_web_images(tag: str, attribute: str, value: str) -> str | None:
     if tag == "img" and attribute == "src" and not re.match(r"(?i)https?://", value):
         return None
     return value
+
+
+# Built once: setting a cleaner up takes several times longer than cleaning a mail.
+_TEXT_ONLY = {
+    drop_quotes: nh3.Cleaner(
+        tags=set(),
+        attributes={},
+        clean_content_tags=_DROPPED_WITH_CONTENT | ({"blockquote"} if drop_quotes else set()),
+    )
+    for drop_quotes in (False, True)
+}
+_SANITIZERS = {
+    allow_remote_images: nh3.Cleaner(
+        tags=set(nh3.ALLOWED_TAGS) if allow_remote_images else nh3.ALLOWED_TAGS - {"img"},
+        clean_content_tags={"script", "style", "title", "template", "noscript", "xmp"},
+        url_schemes={"http", "https", "mailto"},
+        url_relative="deny",
+        attribute_filter=_only_web_images,
+        link_rel="noopener noreferrer nofollow",
+    )
+    for allow_remote_images in (False, True)
+}
 
 
 def safe_filename(name: str, number: int, extension: str = ".bin") -> str:

@@ -7,6 +7,7 @@ shown to reviewers keeps all of it, the text given to the model does not.
 
 from __future__ import annotations
 
+import itertools
 import re
 
 MAX_MARKER_CHARS = 300  # longest line taken for a quote or signature marker
@@ -44,6 +45,27 @@ def _attribution_length(lines: list[str], i: int) -> int:
         if _ATTRIBUTION.match(f"{line} {lines[i + 1].strip()[:MAX_MARKER_CHARS]}"):
             return 2
     return 0
+
+
+# A quoted line or marker starts (after blanks) like _MAY_START or ends like _MAY_END;
+# most lines do neither, and finding those that do costs little next to the patterns.
+_MAY_START = re.compile(
+    r"\s*(?:[->_=*在发寄来]|on\s|from|sent from |get outlook for )", re.IGNORECASE
+)
+# Two patterns, as each then starts with a literal that the regex engine finds fast.
+_MAY_END = [re.compile(rf"{colon}[^\S\n]*$", re.MULTILINE) for colon in ":："]
+
+
+def _may_matter(text: str, lines: list[str]) -> list[int]:
+    """Which of ``lines`` (``text`` split) may be quoted or a marker, in order."""
+    found = set(itertools.compress(range(len(lines)), map(_MAY_START.match, lines)))
+    for pattern in _MAY_END:
+        line = position = 0
+        for match in pattern.finditer(text):
+            line += text.count("\n", position, match.start())
+            position = match.start()
+            found.add(line)
+    return sorted(found)
 
 
 def _starts_history(lines: list[str], i: int) -> bool:
@@ -87,27 +109,37 @@ def strip_quoted(text: str) -> str:
     whole text when nothing would be left.
     """
     lines = text.split("\n")
-    # next_text[i]: the first line at or after i that is neither blank nor quoted.
-    next_text = [len(lines)] * (len(lines) + 1)
-    for i in range(len(lines) - 1, -1, -1):
-        plain = lines[i].strip() and not _QUOTED.match(lines[i])
-        next_text[i] = i if plain else next_text[i + 1]
     kept: list[str] = []
-    i = 0
-    while i < len(lines):
-        if _QUOTED.match(lines[i]):
-            i += 1
+    i = 0  # lines before i are decided
+    for j in _may_matter(text, lines):
+        if j < i:  # the second line of an attribution
             continue
-        if _starts_history(lines, i):
+        kept += lines[i:j]  # neither quoted nor a marker: the customer's words
+        i = j + 1
+        if _QUOTED.match(lines[j]):
+            continue
+        if _starts_history(lines, j):
             break
-        if span := _attribution_length(lines, i):
-            after = next_text[i + span]
+        if span := _attribution_length(lines, j):
+            after = _next_text(lines, j + span)
             if after == len(lines) or _starts_history(lines, after):
                 break
-            i += span  # an interleaved reply: drop the attribution, keep the answers
+            i = j + span  # an interleaved reply: drop the attribution, keep the answers
             continue
-        kept.append(lines[i])
-        i += 1
+        kept.append(lines[j])
+    else:
+        kept += lines[i:]
     _drop_closing_signature(kept)
-    result = re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip()
+    result = re.sub(r"\n\n\n+", "\n\n", "\n".join(kept)).strip()
     return result or text.strip()
+
+
+def _next_text(lines: list[str], i: int) -> int:
+    """The first line at or after ``i`` that is neither blank nor quoted (len(lines): none).
+
+    Only attributions ask, and each scan stops at the next such line, which no earlier
+    scan has passed: the scans take linear time together.
+    """
+    while i < len(lines) and (not lines[i].strip() or _QUOTED.match(lines[i])):
+        i += 1
+    return i
