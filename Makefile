@@ -4,13 +4,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: run test lint format install install-dev system-deps clean
+.PHONY: run test bench lint format install install-dev system-deps clean
 
 run: install  ## Install what is missing, then run the web app, a worker and the SMTP sink
 	$(PY) manage.py run
 
 test: install-dev system-deps  ## Run the whole test suite
 	$(PY) -m pytest
+
+bench: install-dev  ## Run the benchmarks (figures go into docs/benchmarks.md by hand)
+	$(PY) bench/ingest.py --messages 10000 --databases sqlite,postgres
 
 lint: install-dev  ## Check style with ruff
 	$(PY) -m ruff check .
