@@ -27,6 +27,7 @@ from drafts.models import Mailbox, Message
 
 DEMO_INBOX = Path(__file__).resolve().parents[2] / "demo" / "inbox.mbox"
 MAX_BACKOFF = 30.0
+STOP_GRACE = 10.0  # seconds the children get to stop after Ctrl-C
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -65,17 +66,21 @@ class Supervised:
         if self.process is None and now >= self.restart_at:
             self.start()
 
-    def stop(self, grace: float = 10) -> None:
-        """Ask the process to stop; kill its whole group after it exits or ``grace`` seconds.
+    def terminate(self) -> None:
+        """Ask the process to stop.
 
         Only the main process gets SIGTERM: a django-q2 cluster stops its own workers in
         order, and hangs if they are all signalled at once.
         """
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+
+    def wait_or_kill(self, deadline: float) -> None:
+        """Wait for the process until ``deadline``, then kill whatever is left of its group."""
         if self.process is None:
             return
-        self.process.terminate()
         try:
-            self.process.wait(timeout=grace)
+            self.process.wait(timeout=max(deadline - time.monotonic(), 0))
         except subprocess.TimeoutExpired:
             pass
         self._signal_group(signal.SIGKILL)
@@ -138,7 +143,10 @@ class Command(BaseCommand):
             self.stdout.write("Stopping…")
         finally:
             for child in children:
-                child.stop()
+                child.terminate()
+            deadline = time.monotonic() + STOP_GRACE
+            for child in children:
+                child.wait_or_kill(deadline)
 
     def _ensure_admin(self) -> None:
         user_model = get_user_model()
