@@ -76,9 +76,18 @@ def find_thread(mailbox: Mailbox, parsed: mailparse.ParsedMail) -> Thread:
             return parent[0].thread
     subject = mailparse.normalize_subject(parsed.subject)
     if subject != parsed.subject.strip():
-        thread = Thread.objects.filter(
-            mailbox=mailbox, subject=subject, customer_address__in=mine
-        ).order_by("-last_message_at")[:1]
+        # The same customer: the thread's address, or the From/Reply-To of a message in it
+        # (a customer may write from an address other than the Reply-To they gave first).
+        customers_thread = (
+            Q(customer_address__in=mine)
+            | Q(messages__from_address__in=mine)
+            | Q(messages__reply_to__in=mine)
+        )
+        thread = (
+            Thread.objects.filter(customers_thread, mailbox=mailbox, subject=subject)
+            .distinct()
+            .order_by("-last_message_at")[:1]
+        )
         if thread:
             return thread[0]
     return Thread.objects.create(

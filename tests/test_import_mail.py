@@ -149,3 +149,26 @@ def test_batches_are_bounded_by_count_and_by_bytes(monkeypatch):
     assert [len(b) for b in ingest._batches(iter(small))] == [3, 3, 1]
     big = [(b"x" * 60, n) for n in range(3)]
     assert [len(b) for b in ingest._batches(iter(big))] == [2, 1]
+
+
+@pytest.mark.parametrize(
+    "prefix", ["Re: ", "RE: ", "回复：", "答复: ", "转发: ", "回覆：", "轉寄: "]
+)
+def test_a_reply_without_threading_headers_joins_by_subject(mailbox, prefix):
+    first, _ = ingest_message(mailbox, mail_bytes("inquiry_en.eml"))
+    raw = (
+        mail_bytes("reply_in_thread.eml")
+        .replace(b"In-Reply-To: <fixture-inquiry-1@northwind.example>\n", b"")
+        .replace(b"References: <fixture-inquiry-1@northwind.example>\n", b"")
+        .replace(b"Subject: RE: ", f"Subject: {prefix}".encode())
+    )
+    reply, _ = ingest_message(mailbox, raw)
+    assert reply.thread_id == first.thread_id
+
+
+def test_the_template_help_lists_every_variable_the_engine_accepts():
+    from drafts.models import PromptTemplate
+    from inference.drafting import TEMPLATE_VARIABLES
+
+    help_text = PromptTemplate._meta.get_field("reply_prompt").help_text
+    assert all(f"{{{name}}}" in help_text for name in TEMPLATE_VARIABLES)
