@@ -14,6 +14,8 @@ from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
+from inference.drafting import INTENTS, TEMPLATE_VARIABLES
+
 
 class Mailbox(models.Model):
     """A support address whose mail ReplyHub drafts replies for."""
@@ -189,11 +191,12 @@ class Attachment(models.Model):
 class PromptTemplate(models.Model):
     """The prompts that turn an email into a draft. Editing saves a new version."""
 
+    # The list comes from the engine, which is what rejects unknown variables.
     HELP = (
-        "Variables: {company_name}, {signoff}, {sender_name}, {customer_name}, {subject}, "
-        "{email} (the email quoted as data), {language}, {reply_language}, {greeting}, "
-        "{intent}, {fields}, {length_limit}. {intent}, {fields}, {customer_name} and "
-        "{greeting} are filled after the analysis, so use them in the reply prompt."
+        "Variables: "
+        + ", ".join(f"{{{name}}}" for name in TEMPLATE_VARIABLES)
+        + ". {intent}, {fields}, {customer_name} and {greeting} are filled after the "
+        "analysis, so use them in the reply prompt."
     )
 
     name = models.CharField(max_length=100, default="default")
@@ -311,8 +314,6 @@ class Draft(models.Model):
 
     @property
     def intent_label(self) -> str:
-        from inference.drafting import INTENTS
-
         english, chinese = INTENTS.get(self.intent, (self.intent, ""))
         return f"{english} · {chinese}" if chinese else english
 

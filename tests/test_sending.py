@@ -55,6 +55,7 @@ def test_a_draft_is_never_sent_without_approval(mailbox, smtp_server):
         ("RE: Pricing", "RE: Pricing"),
         ("回复: 价格", "回复: 价格"),
         ("答复：价格", "答复：价格"),
+        ("回覆：價格", "回覆：價格"),
         ("", "Re: your message"),
     ],
 )
