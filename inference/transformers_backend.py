@@ -8,6 +8,7 @@ import time
 from itertools import groupby
 from pathlib import Path
 
+from inference import fastpath
 from inference.types import (
     ChatMessage,
     ChoiceRequest,
@@ -48,8 +49,9 @@ class TransformersBackend:
     """Batched generation and choice scoring with a Hugging Face causal LM."""
 
     name = "transformers"
+    CHOICE_ROWS = 48  # rows per forward pass when scoring choices
 
-    def __init__(self, model: str, device: str = "auto") -> None:
+    def __init__(self, model: str, device: str = "auto", fast: bool = True) -> None:
         path = Path(model)
         if not path.exists():
             raise ModelLoadError(
@@ -86,7 +88,16 @@ class TransformersBackend:
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model_name = path.name
-        log.info("Model loaded in %.1f s", time.monotonic() - started)
+        # Llama-family models decode through our static-cache loop (CUDA graphs on a GPU);
+        # others go through transformers' generate.
+        self.fast = (
+            fastpath.StaticDecoder(self.model) if fast and fastpath.supports(self.model) else None
+        )
+        log.info(
+            "Model loaded in %.1f s (%s decoding)",
+            time.monotonic() - started,
+            "static-cache" if self.fast else "transformers generate",
+        )
 
     # -- prompts ---------------------------------------------------------------------------
 
@@ -119,13 +130,54 @@ class TransformersBackend:
     def _generate_batch(
         self, requests: list[GenerationRequest], sampling: SamplingParams
     ) -> list[GenerationResult]:
+        started = time.monotonic()
+        prompts = [
+            self.tokenizer(self.render(r.messages), add_special_tokens=False)["input_ids"]
+            for r in requests
+        ]
+        eos_ids = self._eos_ids()
+        if self.fast:
+            rows = self.fast.generate(
+                prompts,
+                sampling.max_new_tokens,
+                eos_ids,
+                self.tokenizer.pad_token_id,
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                repetition_penalty=sampling.repetition_penalty,
+                seed=sampling.seed,
+            )
+            decoded = [(row.tokens, row.stopped) for row in rows]
+        else:
+            decoded = self._hf_generate(prompts, sampling, eos_ids)
+        seconds = time.monotonic() - started
+        results = []
+        for prompt, (tokens, stopped) in zip(prompts, decoded, strict=True):
+            text_tokens = tokens[:-1] if stopped else tokens
+            results.append(
+                GenerationResult(
+                    text=self.tokenizer.decode(text_tokens, skip_special_tokens=True).strip(),
+                    prompt_tokens=len(prompt),
+                    completion_tokens=len(tokens),
+                    seconds=seconds,
+                    finish_reason="stop" if stopped else "length",
+                )
+            )
+        return results
+
+    def _hf_generate(
+        self, prompts: list[list[int]], sampling: SamplingParams, eos_ids: set[int]
+    ) -> list[tuple[list[int], bool]]:
+        """transformers' generate on a left-padded batch: (new tokens, stopped) per row."""
         import torch
 
-        started = time.monotonic()
-        inputs = self._encode([self.render(r.messages) for r in requests])
+        pad = self.tokenizer.pad_token_id
+        width = max(len(p) for p in prompts)
+        input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
+        attention = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
         options: dict[str, object] = {
             "max_new_tokens": sampling.max_new_tokens,
-            "pad_token_id": self.tokenizer.pad_token_id,
+            "pad_token_id": pad,
             "repetition_penalty": sampling.repetition_penalty,
         }
         if sampling.temperature > 0:
@@ -135,26 +187,16 @@ class TransformersBackend:
         else:
             options.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         with torch.inference_mode():
-            output = self.model.generate(**inputs, **options)
-        seconds = time.monotonic() - started
-        prompt_len = inputs["input_ids"].shape[1]
-        eos_ids = self._eos_ids()
-        results = []
-        for row, mask in zip(output, inputs["attention_mask"], strict=True):
-            new = row[prompt_len:].tolist()
-            stopped = next((i for i, t in enumerate(new) if t in eos_ids), None)
-            if stopped is not None:
-                new = new[:stopped]
-            results.append(
-                GenerationResult(
-                    text=self.tokenizer.decode(new, skip_special_tokens=True).strip(),
-                    prompt_tokens=int(mask.sum()),
-                    completion_tokens=len(new) + (stopped is not None),
-                    seconds=seconds,
-                    finish_reason="stop" if stopped is not None else "length",
-                )
+            output = self.model.generate(
+                input_ids=input_ids.to(self.device),
+                attention_mask=attention.to(self.device),
+                **options,
             )
-        return results
+        decoded = []
+        for row in output[:, width:].tolist():
+            stop = next((i for i, t in enumerate(row) if t in eos_ids), None)
+            decoded.append((row, False) if stop is None else (row[: stop + 1], True))
+        return decoded
 
     def _eos_ids(self) -> set[int]:
         eos = self.model.generation_config.eos_token_id
@@ -167,42 +209,47 @@ class TransformersBackend:
     def score_choices(self, requests: list[ChoiceRequest]) -> list[ChoiceResult]:
         """Mean log-probability of each choice as the assistant's answer to each prompt.
 
-        All choices of one request go through the model as one left-padded batch; the
-        prompt and the choice are tokenized apart so the boundary is the same for all.
+        Every (prompt, choice) pair of every request is one row of left-padded batches of
+        at most CHOICE_ROWS rows; the prompt and the choice are tokenized apart so the
+        boundary is the same for all choices.
         """
         import torch
 
-        results = []
+        started = time.monotonic()
+        pad = self.tokenizer.pad_token_id
+        rows, spans, prompt_lengths = [], [], []
         for request in requests:
-            started = time.monotonic()
-            prompt_ids = self.tokenizer(self.render(request.messages), add_special_tokens=False)[
-                "input_ids"
-            ]
-            choice_ids = [
-                self.tokenizer(choice, add_special_tokens=False)["input_ids"]
-                for choice in request.choices
-            ]
-            rows = [prompt_ids + ids for ids in choice_ids]
-            width = max(len(r) for r in rows)
-            pad = self.tokenizer.pad_token_id
-            input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows])
-            attention = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+            prompt = self.tokenizer(self.render(request.messages), add_special_tokens=False)
+            prompt_lengths.append(len(prompt["input_ids"]))
+            for choice in request.choices:
+                ids = self.tokenizer(choice, add_special_tokens=False)["input_ids"]
+                rows.append(prompt["input_ids"] + ids)
+                spans.append(len(ids))
+        scores: list[float] = []
+        for first in range(0, len(rows), self.CHOICE_ROWS):
+            chunk = rows[first : first + self.CHOICE_ROWS]
+            width = max(len(r) for r in chunk)
+            input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in chunk])
+            attention = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in chunk])
+            # Only the last positions matter: keeping their logits alone saves rows x width
+            # x vocabulary floats (gigabytes for a 130k vocabulary on a GPU batch).
+            keep = max(spans[first : first + len(chunk)]) + 1
             with torch.inference_mode():
                 logits = self.model(
-                    input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device)
-                ).logits.float()
-            logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
-            scores = []
-            for row, ids in enumerate(choice_ids):
-                # Token at position p is predicted by the logits at p - 1.
-                positions = range(width - len(ids), width)
-                total = sum(float(logprobs[row, p - 1, input_ids[row, p]]) for p in positions)
-                scores.append(total / max(len(ids), 1))
-            results.append(
-                ChoiceResult(
-                    logprobs=tuple(scores),
-                    prompt_tokens=len(prompt_ids),
-                    seconds=time.monotonic() - started,
-                )
-            )
+                    input_ids=input_ids.to(self.device),
+                    attention_mask=attention.to(self.device),
+                    logits_to_keep=keep,
+                ).logits
+                logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+                # The token at position p is predicted by the logits at p - 1.
+                targets = input_ids[:, width - keep + 1 :].to(self.device)
+                picked = logprobs.gather(-1, targets[..., None]).squeeze(-1).cpu()
+            for row, n in enumerate(spans[first : first + len(chunk)]):
+                scores.append(float(picked[row, picked.shape[1] - n :].sum()) / max(n, 1))
+        seconds = (time.monotonic() - started) / max(len(requests), 1)
+        results, at = [], 0
+        for request, length in zip(requests, prompt_lengths, strict=True):
+            count = len(request.choices)
+            results.append(ChoiceResult(tuple(scores[at : at + count]), length, seconds))
+            at += count
         return results

@@ -1,0 +1,310 @@
+"""Static-batch decoding for Llama-family models: a preallocated KV cache and CUDA graphs.
+
+``transformers``' ``generate`` spends most of a decode step in Python on a GPU: for a
+28-layer model that is hundreds of kernel launches per token, each waiting on the CPU.
+This decoder runs the same weights (the Hugging Face modules themselves, so nothing is
+copied) through a loop built for throughput:
+
+- the whole batch is left-padded to one length, so every row writes its next key and
+  value at the same cache index and one CUDA graph serves the whole batch;
+- the KV cache is allocated once per call for prompt + ``max_new_tokens``;
+- attention reads the cache only up to the current length, rounded up to a 64-token
+  bucket: each bucket has its own captured graph, so a step is one graph replay;
+- the prompt is prefilled in slices of rows, which bounds activation memory at large
+  batches, and with no padding uses the causal flash kernel.
+
+Sampling (temperature, top-p, repetition penalty, a seed) happens outside the graph on
+the logits it leaves in a static buffer. On the CPU the same loop runs without graphs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+SUPPORTED = ("llama", "mistral", "qwen2")
+BUCKET = 64
+PREFILL_TOKENS = 8192  # rows per prefill slice = this // prompt length
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """New tokens of one row (after the prompt, up to and including a stop token)."""
+
+    tokens: list[int]
+    stopped: bool
+
+
+def supports(model: torch.nn.Module) -> bool:
+    """True when ``model`` is a decoder this loop implements exactly."""
+    config = model.config
+    if config.model_type not in SUPPORTED:
+        return False
+    window = getattr(config, "sliding_window", None)
+    return not window or getattr(config, "use_sliding_window", True) is False or window >= 32768
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+class StaticDecoder:
+    """Batched generation with a Hugging Face Llama-family model's own modules."""
+
+    def __init__(
+        self, model: torch.nn.Module, cuda_graphs: bool = True, decode_attention: str = "sdpa"
+    ) -> None:
+        config = model.config
+        self.model = model
+        self.layers = list(model.model.layers)
+        self.heads = config.num_attention_heads
+        self.kv_heads = getattr(config, "num_key_value_heads", None) or self.heads
+        self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
+        self.device = next(model.parameters()).device
+        self.dtype = next(model.parameters()).dtype
+        self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
+        # "sdpa" (PyTorch picks the kernel) or "matmul" (explicit, for one-token steps)
+        self.decode_attention = decode_attention
+
+    # -- the model, one step ----------------------------------------------------------------
+
+    def _forward(
+        self,
+        ids: torch.Tensor,
+        positions: torch.Tensor,
+        cache: list[tuple[torch.Tensor, torch.Tensor]],
+        rows: slice,
+        start: torch.Tensor | int,
+        length: int,
+        mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Hidden state of the last position for ``ids`` [b, t] written at ``start``.
+
+        Keys and values of the t positions go into ``cache`` rows ``rows`` at ``start``;
+        attention reads the first ``length`` cache positions through ``mask``
+        ([b, 1, t, length] booleans) or, when ``mask`` is None, causally.
+        """
+        inner = self.model.model
+        hidden = inner.embed_tokens(ids)
+        cos, sin = inner.rotary_emb(hidden, positions)
+        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+        b, t = ids.shape
+        index = (torch.arange(t, device=ids.device) + start) if t > 1 else start
+        for layer, (k_cache, v_cache) in zip(self.layers, cache, strict=True):
+            attn = layer.self_attn
+            x = layer.input_layernorm(hidden)
+            q = attn.q_proj(x).view(b, t, self.heads, self.head_dim).transpose(1, 2)
+            k = attn.k_proj(x).view(b, t, self.kv_heads, self.head_dim).transpose(1, 2)
+            v = attn.v_proj(x).view(b, t, self.kv_heads, self.head_dim).transpose(1, 2)
+            q = q * cos + _rotate_half(q) * sin
+            k = k * cos + _rotate_half(k) * sin
+            k_cache[rows].index_copy_(2, index.reshape(-1), k)
+            v_cache[rows].index_copy_(2, index.reshape(-1), v)
+            keys, values = k_cache[rows, :, :length], v_cache[rows, :, :length]
+            if self.kv_heads != self.heads:
+                groups = self.heads // self.kv_heads
+                keys = keys.repeat_interleave(groups, dim=1)
+                values = values.repeat_interleave(groups, dim=1)
+            if t == 1 and self.decode_attention == "matmul":
+                # One query per row: two batched matrix-vector products read the cache once.
+                scores = (q @ keys.transpose(2, 3)).float() * attn.scaling
+                scores = scores.masked_fill(~mask, float("-inf"))
+                out = torch.softmax(scores, dim=-1).to(values.dtype) @ values
+            else:
+                out = F.scaled_dot_product_attention(
+                    q, keys, values, attn_mask=mask, is_causal=mask is None, scale=attn.scaling
+                )
+            hidden = hidden + attn.o_proj(out.transpose(1, 2).reshape(b, t, -1))
+            hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
+        return inner.norm(hidden[:, -1])
+
+    def _logits(self, last_hidden: torch.Tensor) -> torch.Tensor:
+        return self.model.lm_head(last_hidden).float()
+
+    # -- generation ---------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        prompts: list[list[int]],
+        max_new_tokens: int,
+        stop_ids: set[int],
+        pad_id: int,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        repetition_penalty: float = 1.0,
+        seed: int | None = None,
+    ) -> list[Decoded]:
+        """Continue every prompt by up to ``max_new_tokens`` tokens, all rows together."""
+        batch, width = len(prompts), max(len(p) for p in prompts)
+        total = -(-(width + max_new_tokens) // BUCKET) * BUCKET
+        device = self.device
+        ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts], device=device)
+        valid = torch.ones(batch, total, dtype=torch.bool, device=device)
+        for row, prompt in enumerate(prompts):
+            valid[row, : width - len(prompt)] = False
+        positions = (valid[:, :width].long().cumsum(-1) - 1).clamp(min=0)
+        shape = (batch, self.kv_heads, total, self.head_dim)
+        cache = [
+            (
+                torch.zeros(shape, dtype=self.dtype, device=device),
+                torch.zeros(shape, dtype=self.dtype, device=device),
+            )
+            for _ in self.layers
+        ]
+
+        # Prefill in slices of rows; padded rows need an explicit causal + padding mask.
+        last = torch.empty(batch, self.model.config.hidden_size, dtype=self.dtype, device=device)
+        step = max(1, PREFILL_TOKENS // width)
+        causal = torch.ones(width, width, dtype=torch.bool, device=device).tril()
+        for first in range(0, batch, step):
+            rows = slice(first, min(first + step, batch))
+            keys_valid = valid[rows, :width]
+            mask = None
+            if not bool(keys_valid.all()):
+                mask = (causal[None] & keys_valid[:, None, :]).unsqueeze(1)
+                # A pad query attends to nothing, which SDPA turns into NaN; let it see itself.
+                mask = mask | torch.eye(width, dtype=torch.bool, device=device)[None, None]
+            last[rows] = self._forward(ids[rows], positions[rows], cache, rows, 0, width, mask)
+        logits = self._logits(last)
+
+        sampler = _Sampler(batch, logits.shape[-1], temperature, top_p, repetition_penalty, seed)
+        sampler.seen_prompt(ids, valid[:, :width])
+        stops = torch.tensor(sorted(stop_ids) or [-1], device=device)
+        done = torch.zeros(batch, dtype=torch.bool, device=device)
+        out = torch.full((batch, max_new_tokens), pad_id, dtype=torch.long, device=device)
+        position = positions[:, -1:] + 1
+        step_fn = self._stepper(cache, valid, batch)
+        for i in range(max_new_tokens):
+            token = sampler.pick(logits)
+            token = torch.where(done, torch.full_like(token, pad_id), token)
+            out[:, i] = token
+            done |= torch.isin(token, stops)
+            if i == max_new_tokens - 1 or (i % 8 == 7 and bool(done.all())):
+                break
+            logits = step_fn(token, position, width + i)
+            position = position + 1
+        return _rows(out.tolist(), stop_ids)
+
+    def _stepper(self, cache: list, valid: torch.Tensor, batch: int):
+        """One decode step: (tokens [b], positions [b, 1], cache index) -> logits [b, vocab]."""
+        arange = torch.arange(valid.shape[1], device=self.device)
+
+        def eager(token: torch.Tensor, position: torch.Tensor, index: int) -> torch.Tensor:
+            length = min(-(-(index + 1) // BUCKET) * BUCKET, valid.shape[1])
+            mask = (valid[:, :length] & (arange[:length] <= index))[:, None, None, :]
+            hidden = self._forward(
+                token[:, None],
+                position,
+                cache,
+                slice(None),
+                torch.tensor([index], device=self.device),
+                length,
+                mask,
+            )
+            return self._logits(hidden)
+
+        if not self.cuda_graphs:
+            return eager
+        return _GraphedSteps(self, cache, valid, batch)
+
+
+class _GraphedSteps:
+    """The decode step captured as one CUDA graph per cache-length bucket."""
+
+    def __init__(self, decoder: StaticDecoder, cache: list, valid: torch.Tensor, batch: int):
+        device = decoder.device
+        self.decoder, self.cache, self.valid = decoder, cache, valid
+        self.token = torch.zeros(batch, 1, dtype=torch.long, device=device)
+        self.position = torch.zeros(batch, 1, dtype=torch.long, device=device)
+        self.index = torch.zeros(1, dtype=torch.long, device=device)
+        self.arange = torch.arange(valid.shape[1], device=device)
+        self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
+        self.pool = None  # the buckets' graphs never run at once, so they share memory
+
+    def _run(self, length: int) -> torch.Tensor:
+        mask = (self.valid[:, :length] & (self.arange[:length] <= self.index))[:, None, None, :]
+        hidden = self.decoder._forward(
+            self.token, self.position, self.cache, slice(None), self.index, length, mask
+        )
+        return self.decoder._logits(hidden)
+
+    def _capture(self, length: int) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):  # warm up off the capture, as CUDA graphs require
+            self._run(length)
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=self.pool):
+            logits = self._run(length)
+        self.pool = graph.pool()
+        return graph, logits
+
+    def __call__(self, token: torch.Tensor, position: torch.Tensor, index: int) -> torch.Tensor:
+        self.token.copy_(token[:, None])
+        self.position.copy_(position)
+        self.index.fill_(index)
+        length = min(-(-(index + 1) // BUCKET) * BUCKET, self.valid.shape[1])
+        if length not in self.graphs:
+            # Capturing writes garbage keys at ``index``; the replay below rewrites them.
+            self.graphs[length] = self._capture(length)
+        graph, logits = self.graphs[length]
+        graph.replay()
+        return logits
+
+
+class _Sampler:
+    """Greedy or temperature/top-p sampling with HF's repetition penalty, per step."""
+
+    def __init__(
+        self,
+        batch: int,
+        vocab: int,
+        temperature: float,
+        top_p: float,
+        penalty: float,
+        seed: int | None,
+    ) -> None:
+        self.temperature, self.top_p, self.penalty = temperature, top_p, penalty
+        self.seen: torch.Tensor | None = None
+        self.batch, self.vocab = batch, vocab
+        self.generator: torch.Generator | None = None
+        self.seed = seed
+
+    def seen_prompt(self, ids: torch.Tensor, valid: torch.Tensor) -> None:
+        if self.penalty != 1.0:
+            self.seen = torch.zeros(self.batch, self.vocab, dtype=torch.bool, device=ids.device)
+            rows, columns = valid.nonzero(as_tuple=True)
+            self.seen[rows, ids[rows, columns]] = True
+        if self.temperature > 0 and self.seed is not None:
+            self.generator = torch.Generator(device=ids.device).manual_seed(self.seed)
+
+    def pick(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.seen is not None:
+            penalised = torch.where(logits < 0, logits * self.penalty, logits / self.penalty)
+            logits = torch.where(self.seen, penalised, logits)
+        if self.temperature <= 0:
+            token = logits.argmax(-1)
+        else:
+            probs = torch.softmax(logits / self.temperature, dim=-1)
+            if self.top_p < 1.0:
+                sorted_probs, order = probs.sort(dim=-1, descending=True)
+                drop = sorted_probs.cumsum(-1) - sorted_probs > self.top_p
+                sorted_probs = sorted_probs.masked_fill(drop, 0)
+                probs = torch.zeros_like(probs).scatter_(1, order, sorted_probs)
+            token = torch.multinomial(probs, 1, generator=self.generator).squeeze(1)
+        if self.seen is not None:
+            self.seen[torch.arange(self.batch, device=token.device), token] = True
+        return token
+
+
+def _rows(tokens: list[list[int]], stop_ids: set[int]) -> list[Decoded]:
+    rows = []
+    for row in tokens:
+        stop = next((i for i, t in enumerate(row) if t in stop_ids), None)
+        rows.append(Decoded(row if stop is None else row[: stop + 1], stop is not None))
+    return rows
