@@ -6,7 +6,15 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
-from drafts.models import Draft, Mailbox, Message, PromptTemplate, ReviewEvent, Thread
+from drafts.models import (
+    Draft,
+    Mailbox,
+    Message,
+    PromptTemplate,
+    ReviewEvent,
+    SamplingRule,
+    Thread,
+)
 from inference.drafting import TEMPLATE_VARIABLES, TemplateError, render_template
 
 
@@ -76,3 +84,10 @@ class DraftAdmin(ReadOnlyAdmin):
 class ReviewEventAdmin(ReadOnlyAdmin):
     list_display = ("draft", "action", "user", "created_at")
     list_filter = ("action",)
+
+
+@admin.register(SamplingRule)
+class SamplingRuleAdmin(admin.ModelAdmin):
+    list_display = ("name", "position", "intents", "temperature", "top_p", "enabled")
+    list_editable = ("position", "temperature", "top_p", "enabled")
+    list_display_links = ("name",)

@@ -11,10 +11,13 @@ from collections.abc import Callable
 from email.utils import make_msgid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.utils import timezone
 
 from inference.drafting import INTENTS, TEMPLATE_VARIABLES
+from inference.sampling import SamplingRule as EngineSamplingRule
 
 
 class Mailbox(models.Model):
@@ -241,6 +244,73 @@ class PromptTemplate(models.Model):
         return self
 
 
+def _words(text: str) -> tuple[str, ...]:
+    """Items of a list typed one per line or separated by commas."""
+    return tuple(
+        w.strip() for w in text.replace("，", ",").replace("\n", ",").split(",") if w.strip()
+    )
+
+
+class SamplingRule(models.Model):
+    """How freely the model writes for drafts of some intents or wording.
+
+    Rules are tried in ``position`` order and the first that matches decides the
+    temperature and top-p: sober for invoices and contracts, freer for open questions.
+    """
+
+    name = models.CharField(max_length=100)
+    position = models.PositiveIntegerField(
+        default=0, help_text="Rules are tried from the lowest position; the first match wins."
+    )
+    intents = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Intent keys separated by commas ("
+        + ", ".join(INTENTS)
+        + "). Empty matches every intent.",
+    )
+    keywords = models.TextField(
+        blank=True,
+        help_text="Words or phrases, one per line or separated by commas; the rule applies "
+        "when the subject or body contains any of them. Empty matches every email.",
+    )
+    temperature = models.FloatField(validators=[MinValueValidator(0), MaxValueValidator(2)])
+    top_p = models.FloatField(
+        default=0.9, validators=[MinValueValidator(0.05), MaxValueValidator(1)]
+    )
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} (temperature {self.temperature})"
+
+    def clean(self) -> None:
+        unknown = set(_words(self.intents)) - set(INTENTS)
+        if unknown:
+            raise ValidationError(
+                {
+                    "intents": f"Unknown intent(s): {', '.join(sorted(unknown))}. "
+                    f"Use: {', '.join(INTENTS)}."
+                }
+            )
+
+    def as_engine_rule(self) -> EngineSamplingRule:
+        return EngineSamplingRule(
+            name=self.name,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            intents=_words(self.intents),
+            keywords=_words(self.keywords),
+        )
+
+    @classmethod
+    def active(cls) -> tuple[EngineSamplingRule, ...]:
+        """The enabled rules, in the order they are tried."""
+        return tuple(rule.as_engine_rule() for rule in cls.objects.filter(enabled=True))
+
+
 class Draft(models.Model):
     """The model's proposed reply to one message, and its review."""
 
@@ -293,6 +363,7 @@ class Draft(models.Model):
     error = models.TextField(blank=True)
     version = models.PositiveIntegerField(default=1, help_text="Bumped on every change.")
     created_at = models.DateTimeField(auto_now_add=True)
+    generating_since = models.DateTimeField(null=True, blank=True)
     ready_at = models.DateTimeField(null=True, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
     decided_by = models.ForeignKey(
@@ -351,7 +422,9 @@ class Draft(models.Model):
 
     def claim_for_generation(self) -> bool:
         """Take a queued draft for generation; False if another worker has it."""
-        return self._transition([self.QUEUED], status=self.GENERATING, error="")
+        return self._transition(
+            [self.QUEUED], status=self.GENERATING, error="", generating_since=timezone.now()
+        )
 
     def save_edit(self, user: object, text: str) -> bool:
         """Store a reviewer's edit of a draft awaiting review."""

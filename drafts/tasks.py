@@ -8,6 +8,7 @@ least once, and a second delivery finds nothing to claim.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -15,10 +16,9 @@ from django.db.models import F
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from drafts.models import Draft, PromptTemplate
-from inference.drafting import DraftSettings, EmailInput, PromptSet, draft_reply
+from drafts.models import Draft, PromptTemplate, SamplingRule
+from inference.drafting import DraftOutcome, DraftSettings, EmailInput, PromptSet, draft_replies
 from inference.registry import load_backend
-from inference.types import SamplingParams
 
 log = logging.getLogger(__name__)
 
@@ -46,47 +46,135 @@ def enqueue_send(draft: Draft) -> None:
     _enqueue("drafts.sending.send_draft", draft.pk)
 
 
+def _email_input(draft: Draft) -> EmailInput:
+    message = draft.message
+    return EmailInput(
+        subject=message.subject,
+        sender_name=message.from_name,
+        sender_address=message.from_address,
+        body=message.text_for_model,
+        html=message.html,
+        received=timezone.localtime(message.received_at).date() if message.received_at else None,
+    )
+
+
+def batch_size() -> int:
+    """How many drafts one task drafts together: REPLYHUB_BATCH_SIZE, or by the device.
+
+    One at a time on a CPU (a reviewer waits for the first draft, not the last), 32 on a
+    GPU or a remote inference server, where a batch costs little more than one draft.
+    """
+    if settings.REPLYHUB_BATCH_SIZE:
+        return max(1, settings.REPLYHUB_BATCH_SIZE)
+    if settings.REPLYHUB_ENGINE != "transformers":
+        return 32
+    from inference.transformers_backend import pick_device
+
+    return 32 if pick_device(settings.REPLYHUB_DEVICE)[0].startswith("cuda") else 1
+
+
+def requeue_stale_generation() -> int:
+    """Put drafts back in the queue whose worker died mid-generation; returns how many.
+
+    A draft generating for longer than the task timeout belongs to no live task any more:
+    django-q2 has killed it, or the worker process is gone.
+    """
+    cutoff = timezone.now() - timedelta(seconds=settings.Q_CLUSTER["timeout"] + 60)
+    stale = list(
+        Draft.objects.filter(status=Draft.GENERATING, generating_since__lt=cutoff).values_list(
+            "pk", flat=True
+        )
+    )
+    requeued = 0
+    for pk in stale:
+        with transaction.atomic():
+            if Draft.objects.filter(pk=pk, status=Draft.GENERATING).update(
+                status=Draft.QUEUED, generating_since=None, version=F("version") + 1
+            ):
+                requeued += 1
+                _enqueue("drafts.tasks.generate_draft", pk)
+    if requeued:
+        log.warning("Requeued %d draft(s) whose generation was interrupted", requeued)
+    return requeued
+
+
+def _claim_batch(draft: Draft, size: int) -> list[Draft]:
+    """``draft`` and up to ``size - 1`` other queued drafts, oldest first, each claimed.
+
+    The others' own tasks later find nothing to claim and return at once.
+    """
+    batch = [draft]
+    if size > 1:
+        waiting = Draft.objects.filter(status=Draft.QUEUED).order_by("created_at", "id")
+        for other in waiting.select_related("message__mailbox")[: size - 1]:
+            if other.claim_for_generation():
+                batch.append(other)
+    return batch
+
+
 def generate_draft(draft_id: int) -> str:
-    """Run the model for one draft and store intent, fields and reply on it."""
+    """Draft the reply for ``draft_id``, together with other waiting drafts up to the batch size.
+
+    The model stays loaded in the worker process between tasks (see load_backend).
+    """
+    requeue_stale_generation()
     draft = Draft.objects.select_related("message__mailbox").filter(pk=draft_id).first()
     if draft is None or not draft.claim_for_generation():
         return "skipped: not queued"
+    batch = _claim_batch(draft, batch_size())
+    ids = [d.pk for d in batch]
     try:
         template = PromptTemplate.active()
-        backend = load_backend(
-            settings.REPLYHUB_ENGINE, settings.REPLYHUB_MODEL, settings.REPLYHUB_DEVICE
-        )
-        message, mailbox = draft.message, draft.message.mailbox
-        outcome = draft_reply(
-            backend,
-            EmailInput(
-                subject=message.subject,
-                sender_name=message.from_name,
-                sender_address=message.from_address,
-                body=message.text_for_model,
-            ),
-            PromptSet(template.system_prompt, template.analysis_prompt, template.reply_prompt),
-            DraftSettings(
-                company_name=mailbox.effective_company_name,
-                signoff=mailbox.effective_signoff,
-                sampling=SamplingParams(
-                    temperature=0.7,
-                    top_p=0.9,
+        rules = SamplingRule.active()
+        backend = load_backend(settings.REPLYHUB_ENGINE, settings.REPLYHUB_MODEL, **_options())
+        groups: dict[int, list[Draft]] = {}
+        for d in batch:  # the company profile is per mailbox
+            groups.setdefault(d.message.mailbox_id, []).append(d)
+        outcomes = {}
+        for drafts in groups.values():
+            mailbox = drafts[0].message.mailbox
+            results = draft_replies(
+                backend,
+                [_email_input(d) for d in drafts],
+                PromptSet(template.system_prompt, template.analysis_prompt, template.reply_prompt),
+                DraftSettings(
+                    company_name=mailbox.effective_company_name,
+                    signoff=mailbox.effective_signoff,
                     max_new_tokens=settings.REPLYHUB_MAX_NEW_TOKENS,
-                    repetition_penalty=1.1,
+                    analysis_max_new_tokens=settings.REPLYHUB_ANALYSIS_MAX_NEW_TOKENS,
                 ),
-                analysis_max_new_tokens=settings.REPLYHUB_ANALYSIS_MAX_NEW_TOKENS,
-            ),
-        )
+                rules,
+            )
+            outcomes.update({d.pk: r for d, r in zip(drafts, results, strict=True)})
     except Exception as exc:
-        log.exception("Draft %s: generation failed", draft_id)
-        Draft.objects.filter(pk=draft_id, status=Draft.GENERATING).update(
+        log.exception("Drafts %s: generation failed", ids)
+        Draft.objects.filter(pk__in=ids, status=Draft.GENERATING).update(
             status=Draft.FAILED,
             error=f"{type(exc).__name__}: {exc}"[:4000],
+            generating_since=None,
             version=F("version") + 1,
         )
         return "failed"
-    Draft.objects.filter(pk=draft_id, status=Draft.GENERATING).update(
+    model_name = getattr(backend, "model_name", settings.REPLYHUB_MODEL)
+    for pk, outcome in outcomes.items():
+        _store(pk, outcome, template, model_name)
+    log.info("Drafted %d: %s", len(ids), ids)
+    return f"ready: {len(ids)}"
+
+
+def _options() -> dict[str, object]:
+    """Backend options from the settings: device, or the inference server's address."""
+    if settings.REPLYHUB_ENGINE == "openai":
+        return {
+            "base_url": settings.REPLYHUB_OPENAI_BASE_URL,
+            "api_key": settings.REPLYHUB_OPENAI_API_KEY,
+            "timeout": settings.REPLYHUB_OPENAI_TIMEOUT,
+        }
+    return {"device": settings.REPLYHUB_DEVICE}
+
+
+def _store(pk: int, outcome: DraftOutcome, template: PromptTemplate, model_name: str) -> None:
+    Draft.objects.filter(pk=pk, status=Draft.GENERATING).update(
         status=Draft.READY,
         intent=outcome.intent,
         confidence=outcome.confidence,
@@ -99,16 +187,16 @@ def generate_draft(draft_id: int) -> str:
         template=template,
         generation={
             "engine": settings.REPLYHUB_ENGINE,
-            "model": getattr(backend, "model_name", settings.REPLYHUB_MODEL),
+            "model": model_name,
             "raw_reply": outcome.raw_reply,
             "finish_reason": outcome.finish_reason,
+            "analysis_notes": outcome.analysis_notes,
             **outcome.sampling,
         },
         prompt_tokens=outcome.prompt_tokens,
         completion_tokens=outcome.completion_tokens,
         timings=outcome.timings,
+        generating_since=None,
         ready_at=timezone.now(),
         version=F("version") + 1,
     )
-    log.info("Draft %s ready: %s (%.2f)", draft_id, outcome.intent, outcome.confidence)
-    return "ready"

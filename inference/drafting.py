@@ -1,23 +1,37 @@
-"""From one customer email to a reviewed-ready draft: analyse, then write the reply.
+"""From customer emails to review-ready drafts: analyse, then write the replies.
+
+Every step runs for a whole batch of emails at once, so a GPU drafts many together:
 
 1. Intent: the six labels are scored by the model's likelihood (constrained choice),
    never parsed out of free text, so the answer is always one of them.
-2. Fields: the model answers the analysis prompt with JSON; exact patterns complement
-   it, and every value records whether the email contains it.
-3. Reply: written with the analysis in the prompt, then held to the format rules.
+2. Fields: the model answers the analysis prompt with JSON, checked against a schema and
+   repaired, or asked for once more; exact patterns complement it, and every value records
+   where in the email it was found.
+3. Reply: sampled by the first matching rule (sober for money, freer for open questions),
+   written with the analysis in the prompt, then held to the format rules.
+4. Safety: the email is quoted data; attempts to instruct the model are flagged.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any
 
 from inference import extract, replycheck
+from inference.injection import detect_injection
 from inference.registry import Backend
-from inference.types import ChatMessage, ChoiceRequest, GenerationRequest, SamplingParams
+from inference.sampling import DEFAULT_RULES, DEFAULT_TEMPERATURE, SamplingRule, choose_sampling
+from inference.types import (
+    ChatMessage,
+    ChoiceRequest,
+    GenerationRequest,
+    GenerationResult,
+    SamplingParams,
+)
 
 # Stored value -> (English label the model scores, Chinese label shown to staff).
 INTENTS: dict[str, tuple[str, str]] = {
@@ -55,6 +69,8 @@ class EmailInput:
     sender_name: str
     sender_address: str
     body: str
+    html: str = ""  # the sanitized HTML part, checked for hidden text
+    received: dt.date | None = None  # relative dates ("next Tuesday") count from here
 
 
 @dataclass(frozen=True)
@@ -68,12 +84,19 @@ class PromptSet:
 
 @dataclass(frozen=True)
 class DraftSettings:
-    """Company profile and generation limits for one draft."""
+    """Company profile and generation limits for a batch of drafts.
+
+    ``temperature`` overrides the sampling rules (a reviewer asking for a regeneration
+    with another temperature); None lets the rules decide.
+    """
 
     company_name: str
     signoff: str
-    sampling: SamplingParams = field(default_factory=SamplingParams)
+    max_new_tokens: int = 200
     analysis_max_new_tokens: int = 96
+    repetition_penalty: float = 1.1
+    temperature: float | None = None
+    seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +116,7 @@ class DraftOutcome:
     timings: dict[str, float]
     sampling: dict[str, Any]
     finish_reason: str
+    analysis_notes: list[str]
 
 
 class TemplateError(ValueError):
@@ -131,13 +155,177 @@ def _softmax(scores: list[float]) -> list[float]:
     return [e / total for e in exps]
 
 
+RETRY_ANALYSIS = (
+    "That was not valid. Answer with only the JSON object, exactly these keys: "
+    '{"customer_name": "", "product": "", "key_dates": [], "problem": ""}'
+)
+
+
+def _analyse(
+    backend: Backend, prompts: list[tuple[ChatMessage, ...]], settings: DraftSettings
+) -> tuple[list[dict[str, Any]], list[list[str]], list[GenerationResult]]:
+    """The fields JSON for each prompt; an answer that cannot be repaired is asked once more."""
+    greedy = SamplingParams(max_new_tokens=settings.analysis_max_new_tokens)
+    first = backend.generate([GenerationRequest(p, greedy) for p in prompts])
+    outputs: list[dict[str, Any]] = [{} for _ in prompts]
+    notes: list[list[str]] = [[] for _ in prompts]
+    again = []
+    for i, result in enumerate(first):
+        try:
+            outputs[i], notes[i] = extract.validate_analysis(result.text)
+        except extract.AnalysisError as exc:
+            notes[i] = [f"asked again: {exc}"]
+            again.append(i)
+    retried = backend.generate(
+        [
+            GenerationRequest(
+                (
+                    *prompts[i],
+                    ChatMessage("assistant", first[i].text),
+                    ChatMessage("user", RETRY_ANALYSIS),
+                ),
+                greedy,
+            )
+            for i in again
+        ]
+    )
+    for i, result in zip(again, retried, strict=True):
+        try:
+            outputs[i], repairs = extract.validate_analysis(result.text)
+            notes[i] += repairs
+        except extract.AnalysisError as exc:
+            notes[i].append(f"gave up: {exc}; only exact patterns were used")
+    totals = list(first)
+    for i, result in zip(again, retried, strict=True):
+        totals[i] = replace(
+            result,
+            prompt_tokens=first[i].prompt_tokens + result.prompt_tokens,
+            completion_tokens=first[i].completion_tokens + result.completion_tokens,
+            seconds=first[i].seconds + result.seconds,
+        )
+    return outputs, notes, totals
+
+
+def draft_replies(
+    backend: Backend,
+    emails: list[EmailInput],
+    prompts: PromptSet,
+    settings: DraftSettings,
+    rules: tuple[SamplingRule, ...] = DEFAULT_RULES,
+) -> list[DraftOutcome]:
+    """Analyse ``emails`` and write their reply drafts with ``backend``, as one batch.
+
+    Each step is one batched call to the backend, so the outcomes come back together, in
+    the order of ``emails``.
+    """
+    if not emails:
+        return []
+    keys = list(INTENTS)
+    texts = [f"{e.subject}\n{e.body}" for e in emails]
+    values = [
+        _values(e, settings, extract.detect_language(t)) for e, t in zip(emails, texts, strict=True)
+    ]
+    systems = [ChatMessage("system", render_template(prompts.system, v)) for v in values]
+    analysis = [
+        (system, ChatMessage("user", render_template(prompts.analysis, v)))
+        for system, v in zip(systems, values, strict=True)
+    ]
+
+    choices = backend.score_choices(
+        [ChoiceRequest(a, tuple(INTENTS[k][0] for k in keys)) for a in analysis]
+    )
+    analysed, notes, analysis_runs = _analyse(backend, analysis, settings)
+
+    reply_requests, rule_names, intents, fields_list = [], [], [], []
+    for email, text, v, system, choice, output in zip(
+        emails, texts, values, systems, choices, analysed, strict=True
+    ):
+        probabilities = _softmax(list(choice.logprobs))
+        best = max(range(len(keys)), key=probabilities.__getitem__)
+        intent = keys[best]
+        fields = extract.merge_fields(text, email.sender_name, output, email.received)
+        name = extract.first_value(fields, "customer_name")
+        summary = {k: [f["value"] for f in found] for k, found in fields.items() if found}
+        v.update(
+            customer_name=name,
+            greeting=replycheck.greeting(v["language"], name),
+            intent=f"{INTENTS[intent][0]} ({INTENTS[intent][1]})",
+            fields=json.dumps(summary, ensure_ascii=False),
+        )
+        base = SamplingParams(
+            temperature=DEFAULT_TEMPERATURE,
+            top_p=0.9,
+            max_new_tokens=settings.max_new_tokens,
+            repetition_penalty=settings.repetition_penalty,
+            seed=settings.seed,
+        )
+        sampling, rule = choose_sampling(rules, intent, text, base)
+        if settings.temperature is not None:
+            sampling = SamplingParams(**{**sampling.as_dict(), "temperature": settings.temperature})
+            rule = "chosen by the reviewer"
+        user = ChatMessage("user", render_template(prompts.reply, v))
+        reply_requests.append(GenerationRequest((system, user), sampling))
+        rule_names.append(rule)
+        intents.append((intent, probabilities, best))
+        fields_list.append(fields)
+
+    written = backend.generate(reply_requests)
+
+    outcomes = []
+    for i, email in enumerate(emails):
+        intent, probabilities, best = intents[i]
+        fields, v = fields_list[i], values[i]
+        reply, flags = replycheck.enforce(
+            written[i].text, v["language"], v["customer_name"], settings.signoff
+        )
+        flags = detect_injection(texts[i], email.html) + flags
+        flags += [
+            f"unverified_field: {k}"
+            for k, found in fields.items()
+            if any(not f["verified"] for f in found)
+        ]
+        outcomes.append(
+            DraftOutcome(
+                intent=intent,
+                confidence=round(probabilities[best], 4),
+                intent_scores={k: round(p, 4) for k, p in zip(keys, probabilities, strict=True)},
+                fields=fields,
+                language=v["language"],
+                reply=reply,
+                raw_reply=written[i].text,
+                flags=flags,
+                prompt_tokens=choices[i].prompt_tokens
+                + analysis_runs[i].prompt_tokens
+                + written[i].prompt_tokens,
+                completion_tokens=analysis_runs[i].completion_tokens + written[i].completion_tokens,
+                timings={
+                    "intent_s": round(choices[i].seconds, 3),
+                    "analysis_s": round(analysis_runs[i].seconds, 3),
+                    "reply_s": round(written[i].seconds, 3),
+                    "batch_size": len(emails),
+                },
+                sampling={**reply_requests[i].sampling.as_dict(), "rule": rule_names[i]},
+                finish_reason=written[i].finish_reason,
+                analysis_notes=notes[i],
+            )
+        )
+    return outcomes
+
+
 def draft_reply(
-    backend: Backend, email: EmailInput, prompts: PromptSet, settings: DraftSettings
+    backend: Backend,
+    email: EmailInput,
+    prompts: PromptSet,
+    settings: DraftSettings,
+    rules: tuple[SamplingRule, ...] = DEFAULT_RULES,
 ) -> DraftOutcome:
-    """Analyse ``email`` and write the reply draft with ``backend``."""
-    text = f"{email.subject}\n{email.body}"
-    language = extract.detect_language(text)
-    values = {
+    """The draft for one email: a batch of one."""
+    return draft_replies(backend, [email], prompts, settings, rules)[0]
+
+
+def _values(email: EmailInput, settings: DraftSettings, language: str) -> dict[str, str]:
+    """Template variables known before the analysis; the rest are filled after it."""
+    return {
         "company_name": settings.company_name,
         "signoff": settings.signoff,
         "sender_name": email.sender_name,
@@ -151,59 +339,3 @@ def draft_reply(
         "fields": "{}",
         "length_limit": "200 characters" if language == "zh" else "about 120 words",
     }
-    system = ChatMessage("system", render_template(prompts.system, values))
-    analysis = (system, ChatMessage("user", render_template(prompts.analysis, values)))
-
-    keys = list(INTENTS)
-    choice = backend.score_choices([ChoiceRequest(analysis, tuple(INTENTS[k][0] for k in keys))])[0]
-    probabilities = _softmax(list(choice.logprobs))
-    best = max(range(len(keys)), key=probabilities.__getitem__)
-    intent = keys[best]
-
-    analysed = backend.generate(
-        [
-            GenerationRequest(
-                analysis,
-                SamplingParams(max_new_tokens=settings.analysis_max_new_tokens),
-            )
-        ]
-    )[0]
-    fields = extract.merge_fields(text, email.sender_name, extract.parse_model_json(analysed.text))
-    name = extract.first_value(fields, "customer_name")
-    summary = {k: [v["value"] for v in vals] for k, vals in fields.items() if vals}
-    values.update(
-        customer_name=name,
-        greeting=replycheck.greeting(language, name),
-        intent=f"{INTENTS[intent][0]} ({INTENTS[intent][1]})",
-        fields=json.dumps(summary, ensure_ascii=False),
-    )
-    reply_request = GenerationRequest(
-        (system, ChatMessage("user", render_template(prompts.reply, values))),
-        settings.sampling,
-    )
-    written = backend.generate([reply_request])[0]
-    reply, flags = replycheck.enforce(written.text, language, name, settings.signoff)
-    flags += [
-        f"unverified_field: {k}"
-        for k, vals in fields.items()
-        if any(not v["verified"] for v in vals)
-    ]
-    return DraftOutcome(
-        intent=intent,
-        confidence=round(probabilities[best], 4),
-        intent_scores={k: round(p, 4) for k, p in zip(keys, probabilities, strict=True)},
-        fields=fields,
-        language=language,
-        reply=reply,
-        raw_reply=written.text,
-        flags=flags,
-        prompt_tokens=choice.prompt_tokens + analysed.prompt_tokens + written.prompt_tokens,
-        completion_tokens=analysed.completion_tokens + written.completion_tokens,
-        timings={
-            "intent_s": round(choice.seconds, 3),
-            "analysis_s": round(analysed.seconds, 3),
-            "reply_s": round(written.seconds, 3),
-        },
-        sampling=settings.sampling.as_dict(),
-        finish_reason=written.finish_reason,
-    )

@@ -7,6 +7,7 @@ addresses), so they are preferred; the model contributes what they cannot find
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from typing import Any
@@ -39,6 +40,19 @@ PHONE_RE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?1[3-9]\d[- ]?\d{4}[- ]?\d{4}(?!\d)
 EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 FIELD_NAMES = ("customer_name", "product", "key_dates", "problem")
+
+# The analysis JSON the model is asked for: name -> expected type. "intent" is tolerated
+# because the prompt asks for it first; any other key is dropped.
+FIELD_SCHEMA: dict[str, type] = {
+    "customer_name": str,
+    "product": str,
+    "key_dates": list,
+    "problem": str,
+    "order_numbers": list,
+    "phone_numbers": list,
+    "email_addresses": list,
+}
+LIST_FIELDS = tuple(name for name, kind in FIELD_SCHEMA.items() if kind is list)
 
 
 def detect_language(text: str) -> str:
@@ -89,6 +103,96 @@ def parse_model_json(output: str) -> dict[str, Any]:
     return {}
 
 
+class AnalysisError(ValueError):
+    """The model's analysis is not a JSON object that can be repaired into the schema."""
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None:
+        return ""
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return str(value).strip()
+    return None
+
+
+def validate_analysis(output: str) -> tuple[dict[str, Any], list[str]]:
+    """The analysis JSON in ``output``, checked against FIELD_SCHEMA and repaired.
+
+    Repairs (each listed in the returned notes): a string where a list belongs becomes a
+    one-item list, a list where a string belongs is joined, numbers become strings, null
+    becomes empty, unknown keys are dropped. Raises AnalysisError when there is no JSON
+    object at all or a value cannot be read as text; the caller then asks once more.
+    """
+    data = parse_model_json(output)
+    if not data:
+        raise AnalysisError("the analysis is not a JSON object")
+    clean: dict[str, Any] = {}
+    notes = [f"dropped unknown key {key!r}" for key in data if key not in FIELD_SCHEMA]
+    notes = [n for n in notes if n != "dropped unknown key 'intent'"]
+    for name, kind in FIELD_SCHEMA.items():
+        value = data.get(name)
+        if kind is list:
+            if value is None:
+                value = []
+            elif isinstance(value, str | int | float) and not isinstance(value, bool):
+                notes.append(f"{name}: a single value, made a list")
+                value = [value]
+            items = [_as_text(v) for v in value] if isinstance(value, list) else None
+            if items is None or None in items:
+                raise AnalysisError(f"{name} must be a list of strings, not {value!r:.60}")
+            clean[name] = [v for v in items if v]
+        else:
+            if isinstance(value, list):
+                notes.append(f"{name}: a list, joined")
+                value = ", ".join(str(v) for v in value if v)
+            text = _as_text(value)
+            if text is None:
+                raise AnalysisError(f"{name} must be a string, not {value!r:.60}")
+            clean[name] = text
+    return clean, notes
+
+
+WEEKDAYS_ZH = "一二三四五六日"
+RELATIVE_ZH = re.compile(r"(下|本|这)?(?:周|星期|礼拜)([一二三四五六日天])")
+MONTH_DAY_ZH = re.compile(r"^(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]$")
+
+
+def normalize_date(expression: str, today: dt.date) -> str | None:
+    """The ISO date an expression means, counted from ``today``; None when unclear.
+
+    dateparser reads absolute forms in both languages and English relative ones; Chinese
+    weekdays (下周二) and month-day without a year (12月3日) are resolved here.
+    """
+    match = RELATIVE_ZH.fullmatch(expression.strip())
+    if match:
+        weekday = WEEKDAYS_ZH.index(match.group(2).replace("天", "日"))
+        monday = today - dt.timedelta(days=today.weekday())
+        if match.group(1) == "下":
+            monday += dt.timedelta(days=7)
+        day = monday + dt.timedelta(days=weekday)
+        if not match.group(1) and day < today:
+            day += dt.timedelta(days=7)
+        return day.isoformat()
+    match = MONTH_DAY_ZH.match(expression.strip())
+    if match:
+        try:
+            day = dt.date(today.year, int(match.group(1)), int(match.group(2)))
+        except ValueError:
+            return None
+        return (day if day >= today else day.replace(year=today.year + 1)).isoformat()
+    import dateparser  # imported here: it loads its language data on first use
+
+    parsed = dateparser.parse(
+        expression,
+        languages=["zh", "en"],
+        settings={
+            "RELATIVE_BASE": dt.datetime.combine(today, dt.time(9)),
+            "PREFER_DATES_FROM": "future",
+        },
+    )
+    return parsed.date().isoformat() if parsed else None
+
+
 def locate(value: str, text: str) -> list[int] | None:
     """[start, end] of ``value`` in ``text`` (case-insensitive), or None if absent."""
     if not value:
@@ -103,12 +207,17 @@ def _field(value: str, source: str, text: str) -> dict[str, Any]:
 
 
 def merge_fields(
-    text: str, sender_name: str, model_output: dict[str, Any]
+    text: str,
+    sender_name: str,
+    model_output: dict[str, Any],
+    today: dt.date | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """All fields with provenance: {name: [{value, source, span, verified}, ...]}.
 
     Deterministic values come first and win; a model value is kept (marked unverified
-    when the email does not contain it) so the reviewer can judge it.
+    when the email does not contain it) so the reviewer can judge it, except for dates,
+    numbers and addresses, where a value the email does not contain is dropped: the
+    patterns are exact there. Dates also carry ``normalized``, the ISO date they mean.
     """
     found = deterministic_fields(text)
     fields: dict[str, list[dict[str, Any]]] = {
@@ -125,14 +234,16 @@ def merge_fields(
     for name in ("product", "problem"):
         value = str(model_output.get(name) or "").strip()
         fields[name] = [_field(value[:300], "model", text)] if value else []
-    model_dates = model_output.get("key_dates") or []
-    if isinstance(model_dates, str):
-        model_dates = [model_dates]
-    known = {f["value"] for f in fields["key_dates"]}
-    for value in model_dates:
-        value = str(value).strip()
-        if value and value not in known and locate(value, text):
-            fields["key_dates"].append(_field(value, "model", text))
+    for name in LIST_FIELDS:
+        known = {f["value"].casefold() for f in fields[name]}
+        for value in model_output.get(name) or []:
+            value = str(value).strip()
+            if value and value.casefold() not in known and locate(value, text):
+                known.add(value.casefold())
+                fields[name].append(_field(value, "model", text))
+    today = today or dt.date.today()
+    for entry in fields["key_dates"]:
+        entry["normalized"] = normalize_date(entry["value"], today)
     return fields
 
 

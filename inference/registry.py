@@ -21,25 +21,27 @@ class Backend(Protocol):
 
 BACKENDS: dict[str, str] = {
     "transformers": "inference.transformers_backend.TransformersBackend",
+    "openai": "inference.openai_backend.OpenAICompatibleBackend",
 }
 
-_loaded: dict[tuple[str, str, str], Backend] = {}
+_loaded: dict[tuple[object, ...], Backend] = {}
 _lock = threading.Lock()
 
 
-def load_backend(engine: str, model: str, device: str = "auto") -> Backend:
+def load_backend(engine: str, model: str, device: str = "auto", **options: object) -> Backend:
     """Return the backend for ``model``, loading it on first use in this process.
 
+    ``options`` go to the backend's constructor (an inference server's ``base_url``...).
     Later calls with the same arguments return the same object, so a worker process
     loads its model once, not once per task. A failed load is not cached: the next
     call tries again (the model may have been installed meanwhile).
     """
-    key = (engine, model, device)
+    key = (engine, model, device, *sorted(options.items()))
     with _lock:
         if key not in _loaded:
             if engine not in BACKENDS:
                 raise ValueError(f"Unknown engine {engine!r}; choose one of {sorted(BACKENDS)}")
             module_name, class_name = BACKENDS[engine].rsplit(".", 1)
             backend_class = getattr(importlib.import_module(module_name), class_name)
-            _loaded[key] = backend_class(model, device=device)
+            _loaded[key] = backend_class(model, device=device, **options)
         return _loaded[key]

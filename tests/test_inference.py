@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import ast
+import datetime as dt
 from pathlib import Path
 
 import pytest
 
 from inference import extract, replycheck
-from inference.drafting import EmailInput, TemplateError, quote_email, render_template
+from inference.drafting import (
+    DraftSettings,
+    EmailInput,
+    TemplateError,
+    draft_replies,
+    draft_reply,
+    quote_email,
+    render_template,
+)
+from inference.prompts import DEFAULT_PROMPTS
+from inference.sampling import SamplingRule, choose_sampling
+from inference.types import ChoiceResult, GenerationRequest, GenerationResult, SamplingParams
 
 INFERENCE_DIR = Path(__file__).resolve().parent.parent / "inference"
 
@@ -114,3 +126,126 @@ def test_rule_violations_that_need_a_person_are_flagged():
     assert any(f.startswith("language_mismatch") for f in flags)
     _, flags = replycheck.enforce("", "en", "", "T")
     assert flags == ["empty_reply"]
+
+
+def test_analysis_json_is_repaired_to_the_schema():
+    fields, notes = extract.validate_analysis(
+        'Sure! {"customer_name": "Li Na", "key_dates": "12月3日", "problem": ["slow", "crash"],'
+        ' "order_numbers": [4471], "intent": "complaint", "mood": "angry"}'
+    )
+    assert fields["key_dates"] == ["12月3日"]
+    assert fields["problem"] == "slow, crash"
+    assert fields["order_numbers"] == ["4471"]
+    assert fields["product"] == ""
+    assert "dropped unknown key 'mood'" in notes
+    assert not any("intent" in n for n in notes)
+
+
+@pytest.mark.parametrize(
+    "output", ["I cannot answer that.", '{"customer_name": {"first": "Li"}}', "[1, 2]"]
+)
+def test_analysis_that_cannot_be_repaired_is_refused(output):
+    with pytest.raises(extract.AnalysisError):
+        extract.validate_analysis(output)
+
+
+@pytest.mark.parametrize(
+    ("expression", "iso"),
+    [
+        ("下周二", "2026-12-01"),
+        ("周五", "2026-11-27"),
+        ("12月3日", "2026-12-03"),
+        ("2026年12月3日", "2026-12-03"),
+        ("next Tuesday, December 8", "2026-12-08"),
+        ("3月1日", "2027-03-01"),  # a past month-day means next year's
+        ("someday", None),
+    ],
+)
+def test_dates_are_normalized_from_the_day_the_email_came(expression, iso):
+    assert extract.normalize_date(expression, dt.date(2026, 11, 26)) == iso
+
+
+def test_model_values_are_kept_only_where_the_email_bears_them_out():
+    text = "Order AB-12345 broke. Call me on +44 20 7946 0958. Li Na"
+    fields = extract.merge_fields(
+        text,
+        "",
+        {"customer_name": "Li Na", "order_numbers": ["AB-12345", "ZZ-999"], "key_dates": []},
+        dt.date(2026, 11, 26),
+    )
+    assert [f["value"] for f in fields["order_numbers"]] == ["AB-12345"]
+    assert fields["customer_name"][0] == {
+        "value": "Li Na", "source": "model", "span": [51, 56], "verified": True,
+    }  # fmt: skip
+    assert text[51:56] == "Li Na"
+
+
+def test_sampling_follows_the_first_matching_rule():
+    rules = (
+        SamplingRule("money", 0.2, keywords=("invoice", "发票")),
+        SamplingRule("complaints", 0.3, intents=("complaint",)),
+        SamplingRule("everything", 0.8),
+    )
+    base = SamplingParams(temperature=0.5, max_new_tokens=99)
+    assert choose_sampling(rules, "complaint", "Your INVOICE is wrong", base)[1] == "money"
+    params, name = choose_sampling(rules, "complaint", "It broke", base)
+    assert (name, params.temperature, params.max_new_tokens) == ("complaints", 0.3, 99)
+    assert choose_sampling(rules, "inquiry", "Hello", base)[1] == "everything"
+    assert choose_sampling((), "inquiry", "Hello", base) == (base, "default")
+
+
+class ScriptedBackend:
+    """Answers from a script, recording what it was asked: the pipeline's logic alone."""
+
+    name = "scripted"
+
+    def __init__(self, analyses: list[str]) -> None:
+        self.analyses = analyses
+        self.asked: list[GenerationRequest] = []
+
+    def score_choices(self, requests):
+        return [ChoiceResult((0.0, -1, -2, -3, -4, -5), 10, 0.01) for _ in requests]
+
+    def generate(self, requests):
+        results = []
+        for request in requests:
+            self.asked.append(request)
+            reply = request.messages[-1].content.startswith("Write the reply")
+            text = "Thanks, we will check." if reply else self.analyses.pop(0)
+            results.append(GenerationResult(text, 50, 7, 0.01, "stop"))
+        return results
+
+
+def test_an_analysis_that_is_not_json_is_asked_for_once_more():
+    backend = ScriptedBackend(["Sure, here it is:", '{"product": "Acme CRM"}'])
+    email = EmailInput("Acme CRM", "Li Na", "li@x.example", "Acme CRM crashes.")
+    outcome = draft_reply(backend, email, DEFAULT_PROMPTS, DraftSettings("Acme", "Acme Team"))
+    retry = backend.asked[1].messages
+    assert [m.role for m in retry[-2:]] == ["assistant", "user"]
+    assert retry[-2].content == "Sure, here it is:"
+    assert outcome.fields["product"][0]["value"] == "Acme CRM"
+    assert outcome.analysis_notes[0].startswith("asked again")
+    assert outcome.completion_tokens == 3 * 7
+    assert outcome.intent == "inquiry"
+
+
+def test_an_analysis_that_fails_twice_leaves_only_the_exact_patterns():
+    backend = ScriptedBackend(["no", "still no"])
+    email = EmailInput("Order", "Li Na", "li@x.example", "Order AB-12345 is late.")
+    outcome = draft_reply(backend, email, DEFAULT_PROMPTS, DraftSettings("Acme", "Acme Team"))
+    assert len(backend.asked) == 3  # analysis, once more, reply: never a third analysis
+    assert outcome.fields["order_numbers"][0]["value"] == "AB-12345"
+    assert outcome.fields["product"] == []
+    assert "gave up" in outcome.analysis_notes[-1]
+
+
+def test_emails_of_a_batch_keep_their_own_analysis():
+    backend = ScriptedBackend(['{"product": "A"}', '{"product": "B"}'])
+    emails = [
+        EmailInput("A", "Li Na", "li@x.example", "About A."),
+        EmailInput("B", "Wang Wei", "wang@x.example", "About B."),
+    ]
+    outcomes = draft_replies(backend, emails, DEFAULT_PROMPTS, DraftSettings("Acme", "Acme Team"))
+    assert [o.fields["product"][0]["value"] for o in outcomes] == ["A", "B"]
+    assert [o.reply.splitlines()[0] for o in outcomes] == ["Dear Li Na,", "Dear Wang Wei,"]
+    assert all(o.timings["batch_size"] == 2 for o in outcomes)
