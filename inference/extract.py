@@ -32,11 +32,17 @@ DATE_PATTERNS = [
 ]
 DATE_RE = re.compile("|".join(f"(?:{p})" for p in DATE_PATTERNS), re.IGNORECASE)
 ORDER_RE = re.compile(
-    r"(?:订单号|订单|工单号|工单|合同号|发票号|order|ticket|case|invoice|contract)"
+    r"(?:订单号|订单|工单号|工单|合同号|合同|发票号|发票|单号"
+    r"|orders?|tickets?|case|invoices?|contracts?)"
     r"\s*(?:no\.?|number|编号)?\s*[#:：]?\s*([A-Z]{0,4}[-\d]*\d[-A-Z\d]{3,})",
     re.IGNORECASE,
 )
-PHONE_RE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?1[3-9]\d[- ]?\d{4}[- ]?\d{4}(?!\d)|\+\d[\d -]{7,}\d")
+PHONE_RE = re.compile(
+    r"(?<!\d)(?:\+?86[- ]?)?1[3-9]\d[- ]?\d{4}[- ]?\d{4}(?!\d)"  # Chinese mobiles
+    r"|\+\d[\d -]{7,}\d"  # international
+    r"|(?<![\d-])[48]00[- ]?\d{3}[- ]?\d{4}(?!\d)"  # 400/800 hotlines
+    r"|(?<![\d-])0\d{2,4}[- ]\d{6,8}(?!\d)"  # landlines with an area code: 010-12345678
+)
 EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 FIELD_NAMES = ("customer_name", "product", "key_dates", "problem")

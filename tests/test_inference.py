@@ -249,3 +249,13 @@ def test_emails_of_a_batch_keep_their_own_analysis():
     assert [o.fields["product"][0]["value"] for o in outcomes] == ["A", "B"]
     assert [o.reply.splitlines()[0] for o in outcomes] == ["Dear Li Na,", "Dear Wang Wei,"]
     assert all(o.timings["batch_size"] == 2 for o in outcomes)
+
+
+def test_invoice_numbers_hotlines_and_landlines_are_found():
+    found = extract.deterministic_fields(
+        "发票 INV-2026-0042 有误，also invoices INV-88812. 请致电 400-820-1234 或 010-62345678，"
+        "or my UK mobile 07700 900123. 日期 2026-12-03。"
+    )
+    assert found["order_numbers"] == ["INV-2026-0042", "INV-88812"]
+    assert found["phone_numbers"] == ["400-820-1234", "010-62345678", "07700 900123"]
+    assert found["key_dates"] == ["2026-12-03"]
