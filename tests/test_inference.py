@@ -22,11 +22,11 @@ from inference.prompts import DEFAULT_PROMPTS
 from inference.sampling import SamplingRule, choose_sampling
 from inference.types import ChoiceResult, GenerationRequest, GenerationResult, SamplingParams
 
-INFERENCE_DIR = Path(__file__).resolve().parent.parent / "inference"
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_inference_never_imports_django():
-    for path in INFERENCE_DIR.glob("*.py"):
+def test_inference_and_its_benchmarks_never_import_django():
+    for path in [*(ROOT / "inference").glob("*.py"), *(ROOT / "bench").glob("*.py")]:
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             names = []
