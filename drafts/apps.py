@@ -20,7 +20,17 @@ class DraftsConfig(AppConfig):
 
 def check_model_configured(app_configs: object = None, **kwargs: object) -> list[Warning]:
     """Warn when the configured model cannot be found, before a draft fails on it."""
+    from inference.registry import BACKENDS
+
     model = settings.REPLYHUB_MODEL
+    if settings.REPLYHUB_ENGINE not in BACKENDS:
+        return [
+            Warning(
+                f"REPLYHUB_ENGINE {settings.REPLYHUB_ENGINE!r} is not an engine; drafts will fail.",
+                hint=f"Choose one of: {', '.join(sorted(BACKENDS))}.",
+                id="replyhub.W002",
+            )
+        ]
     if settings.REPLYHUB_ENGINE == "transformers" and not Path(model).exists():
         return [
             Warning(

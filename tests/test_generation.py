@@ -172,3 +172,11 @@ def test_check_warns_when_the_model_is_missing(settings):
     call_command("check", stderr=err)
     assert "replyhub.W001" in err.getvalue()
     assert "/nowhere/model.gguf" in err.getvalue()
+
+
+def test_check_warns_about_an_unknown_engine(settings):
+    settings.REPLYHUB_ENGINE = "llamafile"
+    err = StringIO()
+    call_command("check", stderr=err)
+    assert "replyhub.W002" in err.getvalue()
+    assert "openai, transformers" in err.getvalue()
