@@ -124,12 +124,15 @@ class StaticDecoder:
         max_new_tokens: int,
         stop_ids: set[int],
         pad_id: int,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        repetition_penalty: float = 1.0,
+        temperature: float | list[float] = 0.0,
+        top_p: float | list[float] = 1.0,
+        repetition_penalty: float | list[float] = 1.0,
         seed: int | None = None,
     ) -> list[Decoded]:
-        """Continue every prompt by up to ``max_new_tokens`` tokens, all rows together."""
+        """Continue every prompt by up to ``max_new_tokens`` tokens, all rows together.
+
+        Sampling settings are one value for all rows or a list with one per row.
+        """
         batch, width = len(prompts), max(len(p) for p in prompts)
         total = -(-(width + max_new_tokens) // BUCKET) * BUCKET
         device = self.device
@@ -162,8 +165,9 @@ class StaticDecoder:
             last[rows] = self._forward(ids[rows], positions[rows], cache, rows, 0, width, mask)
         logits = self._logits(last)
 
-        sampler = _Sampler(batch, logits.shape[-1], temperature, top_p, repetition_penalty, seed)
-        sampler.seen_prompt(ids, valid[:, :width])
+        sampler = _Sampler(
+            ids, valid[:, :width], logits.shape[-1], temperature, top_p, repetition_penalty, seed
+        )
         stops = torch.tensor(sorted(stop_ids) or [-1], device=device)
         done = torch.zeros(batch, dtype=torch.bool, device=device)
         out = torch.full((batch, max_new_tokens), pad_id, dtype=torch.long, device=device)
@@ -248,48 +252,58 @@ class _GraphedSteps:
         return logits
 
 
+def _per_row(value: float | list[float], batch: int, device: torch.device) -> torch.Tensor:
+    values = value if isinstance(value, list) else [value] * batch
+    return torch.tensor(values, dtype=torch.float32, device=device)[:, None]
+
+
 class _Sampler:
-    """Greedy or temperature/top-p sampling with HF's repetition penalty, per step."""
+    """Greedy or temperature/top-p sampling with HF's repetition penalty, row by row.
+
+    Every setting may differ per row (a batch mixes drafts of different sampling rules); a
+    row at temperature 0 is decoded greedily.
+    """
 
     def __init__(
         self,
-        batch: int,
+        ids: torch.Tensor,
+        valid: torch.Tensor,
         vocab: int,
-        temperature: float,
-        top_p: float,
-        penalty: float,
+        temperature: float | list[float],
+        top_p: float | list[float],
+        penalty: float | list[float],
         seed: int | None,
     ) -> None:
-        self.temperature, self.top_p, self.penalty = temperature, top_p, penalty
+        batch, device = ids.shape[0], ids.device
+        self.temperature = _per_row(temperature, batch, device)
+        self.top_p = _per_row(top_p, batch, device)
+        self.penalty = _per_row(penalty, batch, device)
+        self.greedy = bool((self.temperature <= 0).all())
+        self.rows = torch.arange(batch, device=device)
         self.seen: torch.Tensor | None = None
-        self.batch, self.vocab = batch, vocab
-        self.generator: torch.Generator | None = None
-        self.seed = seed
-
-    def seen_prompt(self, ids: torch.Tensor, valid: torch.Tensor) -> None:
-        if self.penalty != 1.0:
-            self.seen = torch.zeros(self.batch, self.vocab, dtype=torch.bool, device=ids.device)
+        if bool((self.penalty != 1.0).any()):
+            self.seen = torch.zeros(batch, vocab, dtype=torch.bool, device=device)
             rows, columns = valid.nonzero(as_tuple=True)
             self.seen[rows, ids[rows, columns]] = True
-        if self.temperature > 0 and self.seed is not None:
-            self.generator = torch.Generator(device=ids.device).manual_seed(self.seed)
+        self.generator = None
+        if seed is not None and not self.greedy:
+            self.generator = torch.Generator(device=device).manual_seed(seed)
 
     def pick(self, logits: torch.Tensor) -> torch.Tensor:
         if self.seen is not None:
             penalised = torch.where(logits < 0, logits * self.penalty, logits / self.penalty)
             logits = torch.where(self.seen, penalised, logits)
-        if self.temperature <= 0:
-            token = logits.argmax(-1)
-        else:
-            probs = torch.softmax(logits / self.temperature, dim=-1)
-            if self.top_p < 1.0:
-                sorted_probs, order = probs.sort(dim=-1, descending=True)
-                drop = sorted_probs.cumsum(-1) - sorted_probs > self.top_p
-                sorted_probs = sorted_probs.masked_fill(drop, 0)
-                probs = torch.zeros_like(probs).scatter_(1, order, sorted_probs)
-            token = torch.multinomial(probs, 1, generator=self.generator).squeeze(1)
+        token = logits.argmax(-1)
+        if not self.greedy:
+            probs = torch.softmax(logits / self.temperature.clamp(min=1e-5), dim=-1)
+            sorted_probs, order = probs.sort(dim=-1, descending=True)
+            drop = sorted_probs.cumsum(-1) - sorted_probs > self.top_p
+            sorted_probs = sorted_probs.masked_fill(drop, 0)
+            probs = torch.zeros_like(probs).scatter_(1, order, sorted_probs)
+            sampled = torch.multinomial(probs, 1, generator=self.generator).squeeze(1)
+            token = torch.where(self.temperature[:, 0] > 0, sampled, token)
         if self.seen is not None:
-            self.seen[torch.arange(self.batch, device=token.device), token] = True
+            self.seen[self.rows, token] = True
         return token
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import time
@@ -49,7 +50,6 @@ class TransformersBackend:
     """Batched generation and choice scoring with a Hugging Face causal LM."""
 
     name = "transformers"
-    CHOICE_ROWS = 48  # rows per forward pass when scoring choices
 
     def __init__(self, model: str, device: str = "auto", fast: bool = True) -> None:
         path = Path(model)
@@ -88,6 +88,9 @@ class TransformersBackend:
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model_name = path.name
+        # transformers renamed forward's `past_key_values` to `cache` (5.2x); accept both.
+        parameters = inspect.signature(self.model.forward).parameters
+        self._cache_argument = "cache" if "cache" in parameters else "past_key_values"
         # Llama-family models decode through our static-cache loop (CUDA graphs on a GPU);
         # others go through transformers' generate.
         self.fast = (
@@ -118,19 +121,25 @@ class TransformersBackend:
     # -- generation ------------------------------------------------------------------------
 
     def generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
-        """Generate for all requests, batching those that share sampling settings."""
+        """Generate for all requests in as few batches as the decoder allows.
+
+        The static-cache decoder samples each row by its own settings, so only the length
+        limit splits a batch; transformers' generate needs one batch per sampling setting.
+        """
+        if self.fast:
+            key = lambda item: item[1].sampling.max_new_tokens  # noqa: E731
+        else:
+            key = lambda item: repr(item[1].sampling)  # noqa: E731
         results: dict[int, GenerationResult] = {}
-        indexed = sorted(enumerate(requests), key=lambda item: repr(item[1].sampling))
-        for _, group in groupby(indexed, key=lambda item: item[1].sampling):
+        for _, group in groupby(sorted(enumerate(requests), key=key), key=key):
             batch = list(group)
-            outputs = self._generate_batch([r for _, r in batch], batch[0][1].sampling)
+            outputs = self._generate_batch([r for _, r in batch])
             results.update({index: out for (index, _), out in zip(batch, outputs, strict=True)})
         return [results[i] for i in range(len(requests))]
 
-    def _generate_batch(
-        self, requests: list[GenerationRequest], sampling: SamplingParams
-    ) -> list[GenerationResult]:
+    def _generate_batch(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
         started = time.monotonic()
+        sampling = requests[0].sampling
         prompts = [
             self.tokenizer(self.render(r.messages), add_special_tokens=False)["input_ids"]
             for r in requests
@@ -142,10 +151,10 @@ class TransformersBackend:
                 sampling.max_new_tokens,
                 eos_ids,
                 self.tokenizer.pad_token_id,
-                temperature=sampling.temperature,
-                top_p=sampling.top_p,
-                repetition_penalty=sampling.repetition_penalty,
-                seed=sampling.seed,
+                temperature=[r.sampling.temperature for r in requests],
+                top_p=[r.sampling.top_p for r in requests],
+                repetition_penalty=[r.sampling.repetition_penalty for r in requests],
+                seed=next((r.sampling.seed for r in requests if r.sampling.seed is not None), None),
             )
             decoded = [(row.tokens, row.stopped) for row in rows]
         else:
@@ -209,47 +218,48 @@ class TransformersBackend:
     def score_choices(self, requests: list[ChoiceRequest]) -> list[ChoiceResult]:
         """Mean log-probability of each choice as the assistant's answer to each prompt.
 
-        Every (prompt, choice) pair of every request is one row of left-padded batches of
-        at most CHOICE_ROWS rows; the prompt and the choice are tokenized apart so the
+        The prompt goes through the model once; its KV cache is then copied for every
+        choice and only the choices' own tokens are run (right-padded, so padding never
+        precedes a real token). The prompt and the choice are tokenized apart so the
         boundary is the same for all choices.
         """
+        return [self._score(request) for request in requests]
+
+    def _score(self, request: ChoiceRequest) -> ChoiceResult:
         import torch
 
         started = time.monotonic()
+        prompt = self.tokenizer(self.render(request.messages), add_special_tokens=False)
+        prompt_ids = torch.tensor([prompt["input_ids"]], device=self.device)
+        choices = [
+            self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in request.choices
+        ]
+        count, width, length = len(choices), max(len(c) for c in choices), prompt_ids.shape[1]
         pad = self.tokenizer.pad_token_id
-        rows, spans, prompt_lengths = [], [], []
-        for request in requests:
-            prompt = self.tokenizer(self.render(request.messages), add_special_tokens=False)
-            prompt_lengths.append(len(prompt["input_ids"]))
-            for choice in request.choices:
-                ids = self.tokenizer(choice, add_special_tokens=False)["input_ids"]
-                rows.append(prompt["input_ids"] + ids)
-                spans.append(len(ids))
-        scores: list[float] = []
-        for first in range(0, len(rows), self.CHOICE_ROWS):
-            chunk = rows[first : first + self.CHOICE_ROWS]
-            width = max(len(r) for r in chunk)
-            input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in chunk])
-            attention = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in chunk])
-            # Only the last positions matter: keeping their logits alone saves rows x width
-            # x vocabulary floats (gigabytes for a 130k vocabulary on a GPU batch).
-            keep = max(spans[first : first + len(chunk)]) + 1
-            with torch.inference_mode():
-                logits = self.model(
-                    input_ids=input_ids.to(self.device),
-                    attention_mask=attention.to(self.device),
-                    logits_to_keep=keep,
-                ).logits
-                logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-                # The token at position p is predicted by the logits at p - 1.
-                targets = input_ids[:, width - keep + 1 :].to(self.device)
-                picked = logprobs.gather(-1, targets[..., None]).squeeze(-1).cpu()
-            for row, n in enumerate(spans[first : first + len(chunk)]):
-                scores.append(float(picked[row, picked.shape[1] - n :].sum()) / max(n, 1))
-        seconds = (time.monotonic() - started) / max(len(requests), 1)
-        results, at = [], 0
-        for request, length in zip(requests, prompt_lengths, strict=True):
-            count = len(request.choices)
-            results.append(ChoiceResult(tuple(scores[at : at + count]), length, seconds))
-            at += count
-        return results
+        choice_ids = torch.tensor(
+            [c + [pad] * (width - len(c)) for c in choices], device=self.device
+        )
+        with torch.inference_mode():
+            first = self.model(input_ids=prompt_ids, use_cache=True, logits_to_keep=1)
+            cache = first.past_key_values
+            cache.batch_repeat_interleave(count)
+            real = torch.tensor([[1] * len(c) + [0] * (width - len(c)) for c in choices])
+            rest = self.model(
+                input_ids=choice_ids,
+                attention_mask=torch.cat([torch.ones(count, length, dtype=torch.long), real], 1).to(
+                    self.device
+                ),
+                position_ids=torch.arange(length, length + width, device=self.device).expand(
+                    count, -1
+                ),
+                **{self._cache_argument: cache},
+            )
+            # Choice token j is predicted by the prompt's last logits (j = 0) or by the
+            # logits of choice token j - 1.
+            logits = torch.cat([first.logits.expand(count, -1, -1), rest.logits[:, :-1]], dim=1)
+            logprobs = torch.log_softmax(logits.float(), dim=-1)
+            picked = logprobs.gather(-1, choice_ids[..., None]).squeeze(-1).cpu()
+        scores = tuple(
+            float(picked[row, : len(c)].sum()) / max(len(c), 1) for row, c in enumerate(choices)
+        )
+        return ChoiceResult(scores, length, time.monotonic() - started)
