@@ -27,6 +27,7 @@ import torch.nn.functional as F
 SUPPORTED = ("llama", "mistral", "qwen2")
 BUCKET = 64
 PREFILL_TOKENS = 8192  # rows per prefill slice = this // prompt length
+TOP_K = 50  # candidates per sampling step, as transformers' generate uses by default
 
 
 @dataclass(frozen=True)
@@ -100,14 +101,25 @@ class StaticDecoder:
             k_cache[rows].index_copy_(2, index.reshape(-1), k)
             v_cache[rows].index_copy_(2, index.reshape(-1), v)
             keys, values = k_cache[rows, :, :length], v_cache[rows, :, :length]
-            if self.kv_heads != self.heads:
-                groups = self.heads // self.kv_heads
-                keys = keys.repeat_interleave(groups, dim=1)
-                values = values.repeat_interleave(groups, dim=1)
-            # On an H200, SDPA beat an explicit matmul-softmax-matmul by 8-10% per decode step.
-            out = F.scaled_dot_product_attention(
-                q, keys, values, attn_mask=mask, is_causal=mask is None, scale=attn.scaling
-            )
+            groups = self.heads // self.kv_heads
+            if groups > 1 and t == 1:
+                # Grouped-query decoding: the query heads sharing a KV head become that
+                # head's query rows, so the cache is read once and never copied per group.
+                out = F.scaled_dot_product_attention(
+                    q.view(b, self.kv_heads, groups, self.head_dim),
+                    keys,
+                    values,
+                    attn_mask=mask,
+                    scale=attn.scaling,
+                ).view(b, self.heads, 1, self.head_dim)
+            else:
+                if groups > 1:
+                    keys = keys.repeat_interleave(groups, dim=1)
+                    values = values.repeat_interleave(groups, dim=1)
+                # On an H200 SDPA beat an explicit matmul-softmax-matmul by 8-10% per step.
+                out = F.scaled_dot_product_attention(
+                    q, keys, values, attn_mask=mask, is_causal=mask is None, scale=attn.scaling
+                )
             hidden = hidden + attn.o_proj(out.transpose(1, 2).reshape(b, t, -1))
             hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
         return inner.norm(hidden[:, -1])
@@ -295,12 +307,13 @@ class _Sampler:
             logits = torch.where(self.seen, penalised, logits)
         token = logits.argmax(-1)
         if not self.greedy:
-            probs = torch.softmax(logits / self.temperature.clamp(min=1e-5), dim=-1)
-            sorted_probs, order = probs.sort(dim=-1, descending=True)
-            drop = sorted_probs.cumsum(-1) - sorted_probs > self.top_p
-            sorted_probs = sorted_probs.masked_fill(drop, 0)
-            probs = torch.zeros_like(probs).scatter_(1, order, sorted_probs)
-            sampled = torch.multinomial(probs, 1, generator=self.generator).squeeze(1)
+            # Like transformers' defaults: the TOP_K likeliest tokens, then the nucleus.
+            top, candidates = (logits / self.temperature.clamp(min=1e-5)).topk(TOP_K, dim=-1)
+            probs = torch.softmax(top, dim=-1)
+            drop = probs.cumsum(-1) - probs > self.top_p
+            probs = probs.masked_fill(drop, 0)
+            choice = torch.multinomial(probs, 1, generator=self.generator)
+            sampled = candidates.gather(1, choice).squeeze(1)
             token = torch.where(self.temperature[:, 0] > 0, sampled, token)
         if self.seen is not None:
             self.seen[self.rows, token] = True
