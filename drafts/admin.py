@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import User
 from django.http import HttpRequest
 
 from drafts.models import (
@@ -13,6 +15,7 @@ from drafts.models import (
     PromptTemplate,
     ReviewEvent,
     SamplingRule,
+    StaffProfile,
     Thread,
 )
 from inference.drafting import TEMPLATE_VARIABLES, TemplateError, render_template
@@ -21,6 +24,28 @@ from inference.drafting import TEMPLATE_VARIABLES, TemplateError, render_templat
 @admin.register(Mailbox)
 class MailboxAdmin(admin.ModelAdmin):
     list_display = ("name", "address", "display_name", "company_name")
+    filter_horizontal = ("reviewers",)
+
+
+class StaffProfileInline(admin.StackedInline):
+    model = StaffProfile
+    can_delete = False
+    verbose_name_plural = "Role and language"
+
+
+class StaffUserAdmin(UserAdmin):
+    """Users with their ReplyHub role and language on the same page."""
+
+    inlines = (StaffProfileInline,)
+    list_display = (*UserAdmin.list_display, "role")
+
+    @admin.display(description="Role")
+    def role(self, user: User) -> str:
+        return StaffProfile.role_of(user)
+
+
+admin.site.unregister(User)
+admin.site.register(User, StaffUserAdmin)
 
 
 class PromptTemplateForm(forms.ModelForm):

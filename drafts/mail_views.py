@@ -13,10 +13,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import content_disposition_header
+from django.utils.translation import gettext as _
 
 from drafts import mailparse
+from drafts.access import attachments_for, mailboxes_for, messages_for, sees_all_mailboxes
 from drafts.ingest import import_paths
-from drafts.models import Attachment, Mailbox, Message
+from drafts.models import Mailbox, Message
 
 # What the email's HTML may load inside its sandboxed frame: nothing, unless the reviewer
 # asked for remote images.
@@ -26,7 +28,9 @@ BODY_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src {img}; sandbo
 @login_required
 def message_detail(request: HttpRequest, message_id: int) -> HttpResponse:
     """One message as received: headers, text, HTML, attachments, defects, its draft."""
-    message = get_object_or_404(Message.objects.select_related("mailbox", "thread"), pk=message_id)
+    message = get_object_or_404(
+        messages_for(request.user).select_related("mailbox", "thread"), pk=message_id
+    )
     return render(
         request,
         "drafts/message_detail.html",
@@ -38,7 +42,8 @@ def message_detail(request: HttpRequest, message_id: int) -> HttpResponse:
 def not_drafted(request: HttpRequest) -> HttpResponse:
     """Messages stored without a draft (auto-replies, bulk, bounces, oversize, rate-limited)."""
     stored = (
-        Message.objects.filter(direction=Message.INBOUND)
+        messages_for(request.user)
+        .filter(direction=Message.INBOUND)
         .exclude(auto_kind="")
         .only("id", "subject", "from_name", "from_address", "date", "auto_kind", "defects")
         .order_by("-date", "-id")
@@ -54,7 +59,7 @@ def message_body(request: HttpRequest, message_id: int) -> HttpResponse:
     With ?remote=1 remote images are allowed (the HTML is sanitized again from the raw
     message, keeping http/https images only); nothing else is ever loaded.
     """
-    message = get_object_or_404(Message, pk=message_id)
+    message = get_object_or_404(messages_for(request.user), pk=message_id)
     remote = request.GET.get("remote") == "1"
     html = message.html
     if remote:
@@ -74,7 +79,7 @@ def message_body(request: HttpRequest, message_id: int) -> HttpResponse:
 @login_required
 def attachment_download(request: HttpRequest, attachment_id: int) -> HttpResponse:
     """An attachment, only ever as a download: never rendered by the browser."""
-    attachment = get_object_or_404(Attachment, pk=attachment_id)
+    attachment = get_object_or_404(attachments_for(request.user), pk=attachment_id)
     if not attachment.stored:
         return HttpResponse(
             "This attachment was over the size limit; only its name and size were kept.",
@@ -91,13 +96,19 @@ def attachment_download(request: HttpRequest, attachment_id: int) -> HttpRespons
 @login_required
 def upload(request: HttpRequest) -> HttpResponse:
     """Import .eml and mbox files chosen in the browser, with the same rules as import_mail."""
+    if sees_all_mailboxes(request.user):
+        Mailbox.default()  # a fresh install has none yet
+    allowed = mailboxes_for(request.user)
     if request.method != "POST":
-        return render(request, "drafts/upload.html", {"mailboxes": Mailbox.objects.all()})
+        return render(request, "drafts/upload.html", {"mailboxes": allowed})
     files = request.FILES.getlist("files")
     if not files:
-        messages.error(request, "Choose one or more .eml or mbox files.")
+        messages.error(request, _("Choose one or more .eml or mbox files."))
         return redirect("upload")
-    mailbox = Mailbox.objects.filter(pk=request.POST.get("mailbox")).first() or Mailbox.default()
+    mailbox = allowed.filter(pk=request.POST.get("mailbox") or 0).first() or allowed.first()
+    if mailbox is None:
+        messages.error(request, _("You review no mailbox; ask an admin to assign you one."))
+        return redirect("upload")
     with tempfile.TemporaryDirectory(prefix="replyhub-upload-") as folder:
         names: dict[str, str] = {}  # where we saved each file -> the name the user chose
         for number, upload_file in enumerate(files):
@@ -112,7 +123,10 @@ def upload(request: HttpRequest) -> HttpResponse:
             error = str(exc)
             for path, name in names.items():
                 error = error.replace(path, name)
-            messages.error(request, f"Nothing imported: {error}")
+            messages.error(request, _("Nothing imported: %(error)s") % {"error": error})
             return redirect("upload")
-    messages.success(request, f"Imported into {mailbox}: {report}.")
+    messages.success(
+        request,
+        _("Imported into %(mailbox)s: %(report)s.") % {"mailbox": mailbox, "report": report},
+    )
     return redirect(reverse("queue") + "?tab=pending")

@@ -8,16 +8,46 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from email.utils import make_msgid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from inference.drafting import INTENTS, TEMPLATE_VARIABLES
 from inference.sampling import SamplingRule as EngineSamplingRule
+
+
+class StaffProfile(models.Model):
+    """A staff member's role and interface language."""
+
+    REVIEWER, SUPERVISOR, ADMIN = "reviewer", "supervisor", "admin"
+    ROLES = [
+        (REVIEWER, "Reviewer: drafts of the mailboxes assigned to them"),
+        (SUPERVISOR, "Supervisor: all mailboxes, and the stats"),
+        (ADMIN, "Admin: also templates, mailboxes and users"),
+    ]
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile"
+    )
+    role = models.CharField(max_length=20, choices=ROLES, default=REVIEWER)
+    language = models.CharField(max_length=10, choices=settings.LANGUAGES, default="en")
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.role})"
+
+    @staticmethod
+    def role_of(user: object) -> str:
+        """The user's role; superusers are admins, users without a profile reviewers."""
+        if getattr(user, "is_superuser", False):
+            return StaffProfile.ADMIN
+        profile = StaffProfile.objects.filter(user=user).only("role").first()
+        return profile.role if profile else StaffProfile.REVIEWER
 
 
 class Mailbox(models.Model):
@@ -28,6 +58,12 @@ class Mailbox(models.Model):
     display_name = models.CharField(max_length=100, blank=True)
     company_name = models.CharField(max_length=100, blank=True)
     signoff = models.CharField(max_length=200, blank=True, help_text="Last line of every reply.")
+    reviewers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="review_mailboxes",
+        help_text="Reviewers who see and answer this mailbox's mail (supervisors see all).",
+    )
     imap_host = models.CharField(max_length=200, blank=True, help_text="Empty: no IMAP fetching.")
     imap_port = models.PositiveIntegerField(default=993)
     imap_security = models.CharField(
@@ -364,6 +400,22 @@ class Draft(models.Model):
     version = models.PositiveIntegerField(default=1, help_text="Bumped on every change.")
     created_at = models.DateTimeField(auto_now_add=True)
     generating_since = models.DateTimeField(null=True, blank=True)
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_drafts",
+    )
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="claimed_drafts",
+        help_text="Who has the draft open for editing, until claimed_until.",
+    )
+    claimed_until = models.DateTimeField(null=True, blank=True)
     ready_at = models.DateTimeField(null=True, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
     decided_by = models.ForeignKey(
@@ -402,16 +454,26 @@ class Draft(models.Model):
         from_statuses: list[str],
         event: dict[str, object] | None = None,
         then: Callable[[Draft], None] | None = None,
+        *,
+        expected_version: int | None = None,
         **changes: object,
     ) -> bool:
         """Apply ``changes`` only if the row is still in one of ``from_statuses``.
 
-        A conditional UPDATE: of two concurrent callers exactly one wins. The winner's
-        ReviewEvent and follow-up work (``then``) happen in the same transaction.
+        A conditional UPDATE: of two concurrent callers exactly one wins. With
+        ``expected_version`` it also fails when anyone changed the draft since that version
+        was read, and a reviewer's action fails while someone else holds the draft's claim.
+        The winner's ReviewEvent and follow-up work (``then``) happen in one transaction.
         """
         changes["version"] = models.F("version") + 1
+        rows = Draft.objects.filter(pk=self.pk, status__in=from_statuses)
+        if expected_version is not None:
+            rows = rows.filter(version=expected_version)
+        user = (event or {}).get("user")
+        if getattr(user, "pk", None):
+            rows = rows.exclude(~Q(claimed_by=user), claimed_until__gt=timezone.now())
         with transaction.atomic():
-            rows = Draft.objects.filter(pk=self.pk, status__in=from_statuses).update(**changes)
+            rows = rows.update(**changes)
             self.refresh_from_db()
             if rows == 1:
                 if event:
@@ -426,12 +488,46 @@ class Draft(models.Model):
             [self.QUEUED], status=self.GENERATING, error="", generating_since=timezone.now()
         )
 
-    def save_edit(self, user: object, text: str) -> bool:
-        """Store a reviewer's edit of a draft awaiting review."""
-        event = {"user": user, "action": ReviewEvent.EDIT, "text_before": self.reply_text}
-        return self._transition([self.READY], event | {"text_after": text}, reply_text=text)
+    CLAIM_MINUTES = 5
 
-    def approve(self, user: object, text: str) -> bool:
+    def claim(self, user: object) -> bool:
+        """Hold the draft for ``user`` for CLAIM_MINUTES, or renew their hold.
+
+        Fails while someone else's claim runs; an expired claim is free to take.
+        """
+        now = timezone.now()
+        free = Q(claimed_by__isnull=True) | Q(claimed_until__lte=now) | Q(claimed_by=user)
+        rows = Draft.objects.filter(free, pk=self.pk, status=self.READY).update(
+            claimed_by=user, claimed_until=now + timedelta(minutes=self.CLAIM_MINUTES)
+        )
+        self.refresh_from_db(fields=["claimed_by", "claimed_until"])
+        return rows == 1
+
+    def release(self, user: object, until: datetime | None = None) -> None:
+        """Give up ``user``'s claim, if they hold it.
+
+        With ``until``, only the claim that ran until then: a page being left must not
+        release the claim its successor (a reload, the page after a save) has just renewed.
+        """
+        claims = Draft.objects.filter(pk=self.pk, claimed_by=user)
+        if until is not None:
+            claims = claims.filter(claimed_until=until)
+        claims.update(claimed_by=None, claimed_until=None)
+
+    def held_by(self) -> object | None:
+        """The user whose claim on the draft is running, if any."""
+        if self.claimed_by_id and self.claimed_until and self.claimed_until > timezone.now():
+            return self.claimed_by
+        return None
+
+    def save_edit(self, user: object, text: str, version: int | None = None) -> bool:
+        """Store a reviewer's edit of a draft awaiting review (of ``version``, if given)."""
+        event = {"user": user, "action": ReviewEvent.EDIT, "text_before": self.reply_text}
+        return self._transition(
+            [self.READY], event | {"text_after": text}, expected_version=version, reply_text=text
+        )
+
+    def approve(self, user: object, text: str, version: int | None = None) -> bool:
         """Approve ``text`` as the reply and queue it for sending (once)."""
         domain = self.message.mailbox.address.rpartition("@")[2] or "replyhub.local"
         event = {"user": user, "action": ReviewEvent.APPROVE, "text_before": self.reply_text}
@@ -439,25 +535,31 @@ class Draft(models.Model):
             [self.READY],
             event | {"text_after": text},
             then=_enqueue_send,
+            expected_version=version,
             status=self.APPROVED,
+            claimed_by=None,
+            claimed_until=None,
             reply_text=text,
             decided_at=timezone.now(),
             decided_by=user,
             outgoing_message_id=make_msgid(domain=domain),
         )
 
-    def reject(self, user: object, reason: str, note: str = "") -> bool:
+    def reject(self, user: object, reason: str, note: str = "", version: int | None = None) -> bool:
         """Reject the draft; nothing is sent."""
         event = {
             "user": user,
             "action": ReviewEvent.REJECT,
             "text_before": self.reply_text,
-            "note": f"{reason}: {note}".rstrip(": "),
+            "note": f"{dict(self.REJECT_REASONS).get(reason, reason)}: {note}".rstrip(": "),
         }
         return self._transition(
             [self.READY],
             event,
+            expected_version=version,
             status=self.REJECTED,
+            claimed_by=None,
+            claimed_until=None,
             decided_at=timezone.now(),
             decided_by=user,
             reject_reason=reason,
@@ -468,6 +570,41 @@ class Draft(models.Model):
         """Queue a failed draft for the model again."""
         event = {"user": user, "action": ReviewEvent.RETRY, "note": self.error}
         return self._transition([self.FAILED], event, _enqueue_generation, status=self.QUEUED)
+
+    def regenerate(
+        self, user: object, temperature: float | None = None, template: PromptTemplate | None = None
+    ) -> bool:
+        """Queue the draft for the model again, optionally at another temperature or template.
+
+        The request is kept in ``generation["requested"]`` until the worker honours it.
+        """
+        requested = {"temperature": temperature, "template": template.pk if template else None}
+        event = {
+            "user": user,
+            "action": ReviewEvent.REGENERATE,
+            "text_before": self.reply_text,
+            "note": ", ".join(f"{k} {v}" for k, v in requested.items() if v is not None),
+        }
+        return self._transition(
+            [self.READY, self.FAILED],
+            event,
+            _enqueue_generation,
+            status=self.QUEUED,
+            generation={**self.generation, "requested": requested},
+            claimed_by=None,
+            claimed_until=None,
+        )
+
+    def reassign(self, user: object, to: object | None) -> bool:
+        """Give the draft to another reviewer (or to nobody) to answer."""
+        event = {"user": user, "action": ReviewEvent.REASSIGN, "note": f"to {to or 'nobody'}"}
+        return self._transition(
+            [self.QUEUED, self.GENERATING, self.READY, self.FAILED],
+            event,
+            assigned_to=to,
+            claimed_by=None,
+            claimed_until=None,
+        )
 
     def retry_send(self, user: object | None) -> bool:
         """Queue a reply whose sending failed for another attempt, same Message-ID."""
@@ -503,6 +640,7 @@ class ReviewEvent(models.Model):
         "sent",
         "send_failed",
     )
+    REGENERATE, REASSIGN = "regenerate", "reassign"
     ACTIONS = [
         (EDIT, "Edited"),
         (APPROVE, "Approved"),
@@ -511,6 +649,8 @@ class ReviewEvent(models.Model):
         (RETRY_SEND, "Retried sending"),
         (SENT, "Sent"),
         (SEND_FAILED, "Sending failed"),
+        (REGENERATE, "Asked the model again"),
+        (REASSIGN, "Reassigned"),
     ]
 
     draft = models.ForeignKey(Draft, on_delete=models.CASCADE, related_name="events")

@@ -127,21 +127,28 @@ def generate_draft(draft_id: int) -> str:
         template = PromptTemplate.active()
         rules = SamplingRule.active()
         backend = load_backend(settings.REPLYHUB_ENGINE, settings.REPLYHUB_MODEL, **_options())
-        groups: dict[int, list[Draft]] = {}
-        for d in batch:  # the company profile is per mailbox
-            groups.setdefault(d.message.mailbox_id, []).append(d)
+        # One pipeline call per mailbox (its company profile) and reviewer's request.
+        groups: dict[tuple[int, object, object], list[Draft]] = {}
+        used: dict[tuple[int, ...], PromptTemplate] = {}
         outcomes = {}
-        for drafts in groups.values():
+        for d in batch:  # a reviewer asked for another template or temperature
+            requested = d.generation.get("requested") or {}
+            key = (d.message.mailbox_id, requested.get("template"), requested.get("temperature"))
+            groups.setdefault(key, []).append(d)
+        for (_, template_id, temperature), drafts in groups.items():
             mailbox = drafts[0].message.mailbox
+            chosen = PromptTemplate.objects.filter(pk=template_id).first() or template
+            used[tuple(d.pk for d in drafts)] = chosen
             results = draft_replies(
                 backend,
                 [_email_input(d) for d in drafts],
-                PromptSet(template.system_prompt, template.analysis_prompt, template.reply_prompt),
+                PromptSet(chosen.system_prompt, chosen.analysis_prompt, chosen.reply_prompt),
                 DraftSettings(
                     company_name=mailbox.effective_company_name,
                     signoff=mailbox.effective_signoff,
                     max_new_tokens=settings.REPLYHUB_MAX_NEW_TOKENS,
                     analysis_max_new_tokens=settings.REPLYHUB_ANALYSIS_MAX_NEW_TOKENS,
+                    temperature=temperature,
                 ),
                 rules,
             )
@@ -156,8 +163,9 @@ def generate_draft(draft_id: int) -> str:
         )
         return "failed"
     model_name = getattr(backend, "model_name", settings.REPLYHUB_MODEL)
+    templates = {pk: chosen for pks, chosen in used.items() for pk in pks}
     for pk, outcome in outcomes.items():
-        _store(pk, outcome, template, model_name)
+        _store(pk, outcome, templates[pk], model_name)
     log.info("Drafted %d: %s", len(ids), ids)
     return f"ready: {len(ids)}"
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from django.urls import path
 
-from drafts import mail_views, views
+from drafts import language, mail_views, views
 
 urlpatterns = [
     path("", views.queue, name="queue"),
     path("drafts/<int:draft_id>/", views.draft_detail, name="draft"),
     path("drafts/<int:draft_id>/action/", views.draft_action, name="draft_action"),
+    path("drafts/<int:draft_id>/claim/", views.draft_claim, name="draft_claim"),
     path("messages/", mail_views.not_drafted, name="not_drafted"),
     path("messages/<int:message_id>/", mail_views.message_detail, name="message"),
     path("messages/<int:message_id>/body.html", mail_views.message_body, name="message_body"),
@@ -17,4 +18,5 @@ urlpatterns = [
     path("import/", mail_views.upload, name="upload"),
     path("drafts/retry-failed/", views.retry_failed, name="retry_failed"),
     path("stats/", views.stats_page, name="stats"),
+    path("language/", language.set_language, name="set_language"),
 ]

@@ -2,44 +2,91 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count
-from django.http import HttpRequest, HttpResponse
+from django.core.paginator import Paginator
+from django.db.models import Count, Q, QuerySet
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from drafts import stats
-from drafts.models import Draft
+from drafts.access import drafts_for, mailboxes_for, reviewers_of, supervisor_required
+from drafts.models import Draft, PromptTemplate
+from inference.drafting import INTENTS
 
 QUEUE_TABS = [
-    ("review", "Awaiting review", [Draft.READY]),
-    ("pending", "In progress", [Draft.QUEUED, Draft.GENERATING]),
-    ("problems", "Failed", [Draft.FAILED, Draft.SEND_FAILED]),
-    ("sent", "Approved & sent", [Draft.APPROVED, Draft.SENDING, Draft.SENT]),
-    ("rejected", "Rejected", [Draft.REJECTED]),
+    ("review", gettext_lazy("Awaiting review"), [Draft.READY]),
+    ("pending", gettext_lazy("In progress"), [Draft.QUEUED, Draft.GENERATING]),
+    ("problems", gettext_lazy("Failed"), [Draft.FAILED, Draft.SEND_FAILED]),
+    ("sent", gettext_lazy("Approved & sent"), [Draft.APPROVED, Draft.SENDING, Draft.SENT]),
+    ("rejected", gettext_lazy("Rejected"), [Draft.REJECTED]),
 ]
 PAGE_SIZE = 50
 
 
-def _get_draft(draft_id: int) -> Draft:
+def _get_draft(request: HttpRequest, draft_id: int) -> Draft:
+    """The draft, if the user may see its mailbox; otherwise 404, as for a missing id."""
     return get_object_or_404(
-        Draft.objects.select_related("message__mailbox", "message__thread", "template"),
+        drafts_for(request.user).select_related("message__mailbox", "message__thread", "template"),
         pk=draft_id,
     )
 
 
+def _filtered(request: HttpRequest, drafts: QuerySet[Draft]) -> tuple[QuerySet[Draft], dict]:
+    """The queue's filters from the query string; unknown values are ignored."""
+    get = request.GET
+    chosen = {}
+    if get.get("intent") in INTENTS:
+        chosen["intent"] = get["intent"]
+        drafts = drafts.filter(intent=get["intent"])
+    if get.get("language") in ("zh", "en"):
+        chosen["language"] = get["language"]
+        drafts = drafts.filter(language=get["language"])
+    if get.get("mailbox", "").isdigit():
+        chosen["mailbox"] = int(get["mailbox"])
+        drafts = drafts.filter(message__mailbox_id=chosen["mailbox"])
+    if get.get("flagged") == "1":
+        chosen["flagged"] = True
+        drafts = drafts.exclude(flags=[])
+    if get.get("mine") == "1":
+        chosen["mine"] = True
+        drafts = drafts.filter(assigned_to=request.user)
+    query = get.get("q", "").strip()[:200]
+    if query:
+        chosen["q"] = query
+        drafts = drafts.filter(
+            Q(message__subject__icontains=query)
+            | Q(message__from_address__icontains=query)
+            | Q(message__from_name__icontains=query)
+            | Q(message__text__icontains=query)
+        )
+    return drafts, chosen
+
+
 @login_required
 def queue(request: HttpRequest) -> HttpResponse:
-    """Drafts by status, oldest first: the reviewer's work list."""
+    """Drafts by status, oldest first: the reviewer's work list, filtered and paged.
+
+    With ?fragment=1 only the table and the counts are rendered: the page polls that to
+    show new drafts without a reload.
+    """
     tab = request.GET.get("tab", "review")
     tabs = {key: (label, statuses) for key, label, statuses in QUEUE_TABS}
     if tab not in tabs:
         tab = "review"
-    counts = dict(Draft.objects.values_list("status").annotate(n=Count("id")))
+    visible = drafts_for(request.user)
+    filtered, chosen = _filtered(request, visible)
+    counts = dict(filtered.order_by().values_list("status").annotate(n=Count("id")))
+    newest_first = request.GET.get("order") == "newest"
     drafts = (
-        Draft.objects.filter(status__in=tabs[tab][1])
+        filtered.filter(status__in=tabs[tab][1])
         .select_related("message")
         .only(
             "id",
@@ -55,32 +102,52 @@ def queue(request: HttpRequest) -> HttpResponse:
             "message__from_address",
             "message__date",
         )
-        .order_by("created_at", "id")[:PAGE_SIZE]
+        .order_by(*(("-created_at", "-id") if newest_first else ("created_at", "id")))
     )
+    page = Paginator(drafts, PAGE_SIZE).get_page(request.GET.get("page"))
     tab_list = [
         {"key": key, "label": label, "count": sum(counts.get(s, 0) for s in statuses)}
         for key, label, statuses in QUEUE_TABS
     ]
+    keep = request.GET.copy()
+    keep.pop("page", None)
+    keep.pop("fragment", None)
     context = {
-        "drafts": drafts,
+        "drafts": page.object_list,
+        "page": page,
         "tab": tab,
         "tabs": tab_list,
+        "chosen": chosen,
+        "newest_first": newest_first,
+        "intents": [(key, f"{en} · {zh}") for key, (en, zh) in INTENTS.items()],
+        "mailboxes": mailboxes_for(request.user),
+        "query_string": keep.urlencode(),
         "failed_count": counts.get(Draft.FAILED, 0),
     }
-    return render(request, "drafts/queue.html", context)
+    template = "drafts/_queue_table.html" if request.GET.get("fragment") else "drafts/queue.html"
+    return render(request, template, context)
 
 
 @login_required
 def draft_detail(request: HttpRequest, draft_id: int) -> HttpResponse:
     """One draft beside its email, with the actions a reviewer can take."""
-    draft = _get_draft(draft_id)
+    draft = _get_draft(request, draft_id)
+    # Opening a draft awaiting review claims it; the page renews the claim while open.
+    if draft.status == Draft.READY:
+        draft.claim(request.user)
     thread = []
     if draft.message.thread_id:
         thread = draft.message.thread.messages.exclude(pk=draft.message_id).order_by("date", "id")
+    waiting = drafts_for(request.user).filter(status=Draft.READY).exclude(pk=draft.pk)
     next_draft = (
-        Draft.objects.filter(status=Draft.READY, created_at__gte=draft.created_at)
-        .exclude(pk=draft.pk)
+        waiting.filter(created_at__gte=draft.created_at)
         .order_by("created_at", "id")
+        .values_list("id", flat=True)
+        .first()
+    )
+    previous_draft = (
+        waiting.filter(created_at__lte=draft.created_at)
+        .order_by("-created_at", "-id")
         .values_list("id", flat=True)
         .first()
     )
@@ -94,7 +161,12 @@ def draft_detail(request: HttpRequest, draft_id: int) -> HttpResponse:
             "events": draft.events.select_related("user"),
             "reject_reasons": Draft.REJECT_REASONS,
             "next_draft": next_draft,
+            "previous_draft": previous_draft,
+            "templates": PromptTemplate.objects.filter(is_active=True),
+            "reviewers": reviewers_of(draft.message.mailbox),
             "remote_images": request.GET.get("remote") == "1",
+            "holder": draft.held_by(),
+            "unsaved_text": request.session.pop(_unsaved_key(draft.pk), ""),
         },
     )
 
@@ -103,47 +175,111 @@ def draft_detail(request: HttpRequest, draft_id: int) -> HttpResponse:
 @require_POST
 def draft_action(request: HttpRequest, draft_id: int) -> HttpResponse:
     """Save edit, approve, reject or retry; each is a guarded state change."""
-    draft = _get_draft(draft_id)
+    draft = _get_draft(request, draft_id)
     action = request.POST.get("action", "")
     text = request.POST.get("reply_text", draft.reply_text).replace("\r\n", "\n").strip()
     done_url = reverse("draft", args=[draft.pk])
     if action in ("save", "approve") and not text:
-        messages.error(request, "The reply is empty.")
+        messages.error(request, _("The reply is empty."))
         return redirect(done_url)
+    version = int(request.POST["version"]) if request.POST.get("version", "").isdigit() else None
     if action == "save":
-        ok = draft.save_edit(request.user, text)
-        notice = "Edit saved."
+        ok = draft.save_edit(request.user, text, version)
+        notice = _("Edit saved.")
     elif action == "approve":
-        ok = draft.approve(request.user, text)
-        notice = "Approved. The reply is being sent."
+        ok = draft.approve(request.user, text, version)
+        notice = _("Approved. The reply is being sent.")
     elif action == "reject":
         reason = request.POST.get("reason", "")
         if reason not in dict(Draft.REJECT_REASONS):
-            messages.error(request, "Choose a reason to reject the draft.")
+            messages.error(request, _("Choose a reason to reject the draft."))
             return redirect(done_url)
-        ok = draft.reject(request.user, reason, request.POST.get("note", "").strip())
-        notice = "Draft rejected."
+        ok = draft.reject(request.user, reason, request.POST.get("note", "").strip(), version)
+        notice = _("Draft rejected.")
     elif action == "retry":
         ok = draft.retry_generation(request.user)
-        notice = "Queued for the model again."
+        notice = _("Queued for the model again.")
+    elif action == "regenerate":
+        try:
+            temperature = (
+                float(request.POST["temperature"]) if request.POST.get("temperature") else None
+            )
+        except ValueError:
+            temperature = None
+        if temperature is not None and not 0 <= temperature <= 2:
+            messages.error(request, _("The temperature must be between 0 and 2."))
+            return redirect(done_url)
+        template = PromptTemplate.objects.filter(pk=request.POST.get("template") or 0).first()
+        ok = draft.regenerate(request.user, temperature, template)
+        notice = _("Queued for the model again.")
+    elif action == "reassign":
+        to = reviewers_of(draft.message.mailbox).filter(pk=request.POST.get("to") or 0).first()
+        ok = draft.reassign(request.user, to)
+        notice = _("Assigned to %(user)s.") % {"user": to} if to else _("Unassigned.")
     elif action == "retry_send":
         ok = draft.retry_send(request.user)
-        notice = "Queued for sending again."
+        notice = _("Queued for sending again.")
     else:
-        messages.error(request, f"Unknown action {action!r}.")
+        messages.error(request, _("Unknown action %(action)s.") % {"action": repr(action)})
         return redirect(done_url)
     if ok:
         messages.success(request, notice)
+        request.session.pop(_unsaved_key(draft.pk), None)
         next_id = request.POST.get("next", "")
         if action in ("approve", "reject") and next_id.isdigit():
             return redirect(reverse("draft", args=[int(next_id)]))
     else:
-        messages.error(
-            request,
-            f"Nothing changed: this draft is now “{draft.get_status_display()}”. "
-            "Someone else may have acted on it first.",
-        )
+        messages.error(request, _refusal(draft, request.user, version))
+        if action in ("save", "approve"):
+            # Never lost, never written over the newer text: shown beside it instead.
+            request.session[_unsaved_key(draft.pk)] = text
     return redirect(done_url)
+
+
+def _unsaved_key(draft_id: int) -> str:
+    return f"unsaved-reply-{draft_id}"
+
+
+def _refusal(draft: Draft, user: object, version: int | None) -> str:
+    """Why a reviewer's action changed nothing, in their words."""
+    holder = draft.held_by()
+    if holder and holder != user:
+        return _(
+            "Nothing changed: %(holder)s is editing this draft (until %(until)s). "
+            "Try again when they are done."
+        ) % {"holder": holder, "until": f"{timezone.localtime(draft.claimed_until):%H:%M}"}
+    if version is not None and draft.version != version and draft.status == Draft.READY:
+        return _(
+            "Nothing changed: someone else changed this draft after you opened it. "
+            "Their version is shown now; your text is kept below it."
+        )
+    return _(
+        "Nothing changed: this draft is now “%(status)s”. Someone else may have acted on it first."
+    ) % {"status": draft.get_status_display()}
+
+
+@login_required
+@require_POST
+def draft_claim(request: HttpRequest, draft_id: int) -> JsonResponse:
+    """Renew (or, with release=1, give up) the user's hold on a draft they have open."""
+    draft = _get_draft(request, draft_id)
+    if request.POST.get("release") == "1":
+        try:
+            until = datetime.fromisoformat(request.POST.get("until", ""))
+        except ValueError:
+            until = None
+        draft.release(request.user, until)
+        return JsonResponse({"held": False})
+    held = draft.claim(request.user)
+    holder = draft.held_by()
+    return JsonResponse(
+        {
+            "held": held,
+            "holder": str(holder) if holder else "",
+            "until": draft.claimed_until.isoformat() if draft.claimed_until else None,
+            "version": Draft.objects.values_list("version", flat=True).get(pk=draft.pk),
+        }
+    )
 
 
 @login_required
@@ -151,13 +287,16 @@ def draft_action(request: HttpRequest, draft_id: int) -> HttpResponse:
 def retry_failed(request: HttpRequest) -> HttpResponse:
     """Queue every draft whose generation failed for the model again (e.g. after a fix)."""
     retried = sum(
-        d.retry_generation(request.user) for d in Draft.objects.filter(status=Draft.FAILED)
+        d.retry_generation(request.user)
+        for d in drafts_for(request.user).filter(status=Draft.FAILED)
     )
-    messages.success(request, f"{retried} draft(s) queued for the model again.")
+    messages.success(
+        request, _("%(count)s draft(s) queued for the model again.") % {"count": retried}
+    )
     return redirect(reverse("queue") + "?tab=pending")
 
 
-@login_required
+@supervisor_required
 def stats_page(request: HttpRequest) -> HttpResponse:
     """Per-reviewer decisions and time to decision."""
     return render(request, "drafts/stats.html", {"rows": stats.per_reviewer()})

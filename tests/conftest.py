@@ -15,7 +15,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from drafts.ingest import ingest_message
-from drafts.models import Draft, Mailbox, Message
+from drafts.models import Draft, Mailbox, Message, StaffProfile
 
 MAIL_DIR = Path(__file__).parent / "fixtures" / "mail"
 DEMO_INBOX = Path(settings.BASE_DIR) / "drafts" / "demo" / "inbox.mbox"
@@ -71,14 +71,26 @@ def mailbox(db) -> Mailbox:
 
 @pytest.fixture
 def alice(db) -> User:
-    """A reviewer."""
-    return User.objects.create_user("alice", "alice@acme.example", "alice-password-1")
+    """A reviewer of the default mailbox."""
+    user = User.objects.create_user("alice", "alice@acme.example", "alice-password-1")
+    Mailbox.default().reviewers.add(user)
+    return user
 
 
 @pytest.fixture
 def bob(db) -> User:
-    """A second reviewer."""
-    return User.objects.create_user("bob", "bob@acme.example", "bob-password-1")
+    """A second reviewer of the default mailbox."""
+    user = User.objects.create_user("bob", "bob@acme.example", "bob-password-1")
+    Mailbox.default().reviewers.add(user)
+    return user
+
+
+@pytest.fixture
+def carol(db) -> User:
+    """A supervisor: every mailbox, and the stats."""
+    user = User.objects.create_user("carol", "carol@acme.example", "carol-password-1")
+    StaffProfile.objects.create(user=user, role=StaffProfile.SUPERVISOR)
+    return user
 
 
 @pytest.fixture
@@ -109,3 +121,15 @@ def make_ready_draft(mailbox: Mailbox, name: str = "inquiry_en.eml", **fields: o
     values.setdefault("reply_text", values["generated_text"])
     Draft.objects.filter(message=message).update(**values)
     return Message.objects.get(pk=message.pk).draft
+
+
+@pytest.fixture(autouse=True)
+def _forget_failed_logins():
+    """Login-failure counters live in the cache, which may be a shared Redis: reset them."""
+    yield
+    from django.core.cache import cache
+
+    names = ["alice", "bob", "carol", "mallory", ""]
+    cache.delete_many(
+        [f"login-failures:user:{n}" for n in names] + ["login-failures:addr:127.0.0.1"]
+    )

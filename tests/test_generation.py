@@ -180,3 +180,20 @@ def test_check_warns_about_an_unknown_engine(settings):
     call_command("check", stderr=err)
     assert "replyhub.W002" in err.getvalue()
     assert "openai, transformers" in err.getvalue()
+
+
+def test_a_reviewers_temperature_and_template_are_honoured(mailbox, quick_model, alice):
+    draft = queued_draft(mailbox)
+    generate_draft(draft.pk)
+    other = PromptTemplate.active()
+    other.pk, other.name = None, "terse"
+    other.save_as_new_version(alice)
+    draft.refresh_from_db()
+    assert draft.regenerate(alice, temperature=0.05, template=other)
+    generate_draft(draft.pk)
+    draft.refresh_from_db()
+    assert draft.status == Draft.READY
+    assert draft.generation["temperature"] == 0.05
+    assert draft.generation["rule"] == "chosen by the reviewer"
+    assert "requested" not in draft.generation
+    assert draft.template == other

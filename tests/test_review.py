@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import User
 from django.urls import reverse
 
 from drafts.models import Draft, ReviewEvent
@@ -106,7 +107,7 @@ def test_reject_needs_a_reason(alice_client, mailbox):
     draft.refresh_from_db()
     assert draft.status == Draft.REJECTED
     assert draft.reject_reason == "wrong_facts"
-    assert draft.events.get().note == "wrong_facts: invented a price"
+    assert draft.events.get().note == "Wrong or invented facts: invented a price"
 
 
 def test_a_failed_draft_shows_its_reason_and_can_be_retried(alice_client, mailbox):
@@ -159,3 +160,45 @@ def test_the_stylesheet_is_served_without_debug(client, settings):
     response = client.get("/static/replyhub.css")
     assert response.status_code == 200
     assert b".tabs" in b"".join(response.streaming_content)
+
+
+def test_a_draft_can_be_asked_for_again_at_another_temperature(alice_client, mailbox):
+    draft = make_ready_draft(mailbox)
+    page = act(alice_client, draft, action="regenerate", temperature="0.1")
+    assert "Queued for the model again." in page.text
+    draft.refresh_from_db()
+    assert draft.status == Draft.QUEUED
+    assert draft.generation["requested"] == {"temperature": 0.1, "template": None}
+    event = draft.events.get(action=ReviewEvent.REGENERATE)
+    assert event.note == "temperature 0.1"
+    assert event.text_before == draft.reply_text
+
+
+def test_an_impossible_temperature_is_refused(alice_client, mailbox):
+    draft = make_ready_draft(mailbox)
+    assert "between 0 and 2" in act(alice_client, draft, action="regenerate", temperature="9").text
+    assert Draft.objects.get(pk=draft.pk).status == Draft.READY
+
+
+def test_a_draft_can_be_reassigned_to_another_reviewer(alice_client, bob, mailbox):
+    draft = make_ready_draft(mailbox)
+    assert "Assigned to bob." in act(alice_client, draft, action="reassign", to=bob.pk).text
+    draft.refresh_from_db()
+    assert draft.assigned_to == bob
+    assert draft.events.get(action=ReviewEvent.REASSIGN).note == "to bob"
+
+
+def test_a_draft_cannot_be_assigned_to_someone_outside_its_mailbox(alice_client, mailbox):
+    outsider = User.objects.create_user("eve", "eve@x.example", "eve-password-1")
+    draft = make_ready_draft(mailbox, assigned_to=None)
+    act(alice_client, draft, action="reassign", to=outsider.pk)
+    assert Draft.objects.get(pk=draft.pk).assigned_to is None
+
+
+def test_the_history_shows_who_did_what_with_the_text_before_and_after(alice_client, mailbox):
+    draft = make_ready_draft(mailbox)
+    act(alice_client, draft, action="save", reply_text="Better answer")
+    page = alice_client.get(reverse("draft", args=[draft.pk])).text
+    assert "Edited by alice" in page
+    assert "Better answer" in page
+    assert "Thank you for your interest." in page  # the text before

@@ -1,0 +1,67 @@
+"""Who may see what: reviewers their mailboxes' mail, supervisors and admins all of it.
+
+Every view looks objects up through these querysets, so an id from another mailbox is a
+404, exactly like an id that does not exist: guessing ids reveals nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse
+
+from drafts.models import Attachment, Draft, Mailbox, Message, StaffProfile
+
+
+def sees_all_mailboxes(user: object) -> bool:
+    """Supervisors and admins see every mailbox; reviewers only their own."""
+    return StaffProfile.role_of(user) in (StaffProfile.SUPERVISOR, StaffProfile.ADMIN)
+
+
+def mailboxes_for(user: object) -> QuerySet[Mailbox]:
+    if sees_all_mailboxes(user):
+        return Mailbox.objects.all()
+    return Mailbox.objects.filter(reviewers=user)
+
+
+def messages_for(user: object) -> QuerySet[Message]:
+    if sees_all_mailboxes(user):
+        return Message.objects.all()
+    return Message.objects.filter(mailbox__reviewers=user)
+
+
+def drafts_for(user: object) -> QuerySet[Draft]:
+    if sees_all_mailboxes(user):
+        return Draft.objects.all()
+    return Draft.objects.filter(message__mailbox__reviewers=user)
+
+
+def attachments_for(user: object) -> QuerySet[Attachment]:
+    if sees_all_mailboxes(user):
+        return Attachment.objects.all()
+    return Attachment.objects.filter(message__mailbox__reviewers=user)
+
+
+def reviewers_of(mailbox: Mailbox) -> QuerySet:
+    """Who may answer ``mailbox``'s mail: its reviewers, supervisors and admins."""
+    staff = Q(review_mailboxes=mailbox) | Q(is_superuser=True)
+    staff |= Q(profile__role__in=[StaffProfile.SUPERVISOR, StaffProfile.ADMIN])
+    return get_user_model().objects.filter(staff, is_active=True).distinct().order_by("username")
+
+
+def supervisor_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Only supervisors and admins (e.g. the stats); reviewers get 403."""
+
+    @login_required
+    @wraps(view)
+    def guarded(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        if not sees_all_mailboxes(request.user):
+            raise PermissionDenied("Supervisors only.")
+        return view(request, *args, **kwargs)
+
+    return guarded

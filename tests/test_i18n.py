@@ -1,0 +1,288 @@
+"""The interface in English and Simplified Chinese, chosen per user."""
+
+from __future__ import annotations
+
+import ast
+import gettext
+import io
+import re
+from pathlib import Path
+
+import polib
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.template import engines
+from django.templatetags.i18n import BlockTranslateNode, TranslateNode
+from django.test import override_settings
+from django.urls import reverse
+from django.utils import translation
+
+from drafts.management.commands.compile_translations import compile_catalogues
+from drafts.models import StaffProfile
+from tests.conftest import make_ready_draft
+
+BASE_DIR = Path(settings.BASE_DIR)
+PO_PATH = BASE_DIR / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po"
+PLACEHOLDER = re.compile(r"%(?:\(\w+\))?[sdr]")
+# _("...") as a filter argument: {{ subject|default:_("(no subject)") }}
+FILTER_ARGUMENT = re.compile(r'_\("((?:[^"\\]|\\.)*)"\)')
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compiled_translations() -> None:
+    """A clean checkout has no .mo file: compile it before any page is shown in Chinese."""
+    call_command("compile_translations", stdout=io.StringIO())
+    # Django caches each language's catalogue per process; changing LOCALE_PATHS (even to
+    # itself) drops them, in case one was loaded before the .mo existed.
+    with override_settings(LOCALE_PATHS=list(settings.LOCALE_PATHS)):
+        pass
+
+
+@pytest.fixture(autouse=True)
+def _back_to_the_default_language():
+    """A request leaves its language active in this thread; the next test starts afresh."""
+    yield
+    translation.deactivate()
+
+
+def login(client, user: User, language: str | None = None):
+    if language:
+        StaffProfile.objects.update_or_create(user=user, defaults={"language": language})
+    client.force_login(user)
+    return client
+
+
+def switch(client, language: str, next_url: str = "/"):
+    return client.post(reverse("set_language"), {"language": language, "next": next_url})
+
+
+# --- Pages ---------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_chinese_reviewer_sees_the_queue_in_chinese(client, alice, mailbox):
+    make_ready_draft(mailbox)
+    page = login(client, alice, "zh-hans").get(reverse("queue")).text
+    assert '<html lang="zh-hans">' in page
+    assert '待审核 <span class="count">1</span>' in page
+    assert ">审核队列</a>" in page
+    assert ">退出登录</button>" in page
+    assert 'placeholder="搜索主题、发件人、正文"' in page
+    assert "<th>收到时间</th>" in page
+    assert 'Awaiting review <span class="count">' not in page
+
+
+@pytest.mark.django_db
+def test_a_chinese_reviewer_sees_the_draft_page_in_chinese(client, alice, mailbox):
+    draft = make_ready_draft(mailbox)
+    page = login(client, alice, "zh-hans").get(reverse("draft", args=[draft.pk])).text
+    for text in (
+        ">批准并发送</button>",
+        ">保存修改</button>",
+        ">驳回</button>",
+        ">重新生成</button>",
+        ">转派</button>",
+        ">快捷键</button>",
+        "<h3>快捷键</h3>",
+        ">选择驳回原因…</option>",
+        "意图：<strong>inquiry · 咨询</strong>",
+    ):
+        assert text in page
+    assert "Approve &amp; send" not in page
+    assert "Thank you for your interest." in page  # the reply itself is not translated
+
+
+@pytest.mark.django_db
+def test_flash_messages_follow_the_language(client, alice, mailbox):
+    draft = make_ready_draft(mailbox)
+    login(client, alice, "zh-hans")
+    response = client.post(
+        reverse("draft_action", args=[draft.pk]),
+        {"action": "save", "reply_text": "新的回复", "version": draft.version},
+        follow=True,
+    )
+    assert "修改已保存。" in response.text
+
+
+@pytest.mark.django_db
+def test_an_english_reviewer_sees_english_whatever_the_browser_says(client, alice, mailbox):
+    draft = make_ready_draft(mailbox)
+    login(client, alice, "en")
+    page = client.get(reverse("queue"), HTTP_ACCEPT_LANGUAGE="zh-CN,zh;q=0.9").text
+    assert '<html lang="en">' in page
+    assert 'Awaiting review <span class="count">1</span>' in page
+    assert "待审核" not in page
+    page = client.get(reverse("draft", args=[draft.pk]), HTTP_ACCEPT_LANGUAGE="zh-CN").text
+    assert "Approve &amp; send" in page
+    assert "批准并发送" not in page
+
+
+@pytest.mark.django_db
+def test_without_a_profile_the_browser_language_is_used(client, alice, mailbox):
+    make_ready_draft(mailbox)
+    client.force_login(alice)
+    assert "待审核" in client.get(reverse("queue"), HTTP_ACCEPT_LANGUAGE="zh-CN,zh;q=0.9").text
+    assert "Awaiting review" in client.get(reverse("queue")).text
+
+
+# --- Switching -----------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_top_bar_has_the_language_switch(client, alice):
+    page = login(client, alice).get(reverse("queue")).text
+    assert f'action="{reverse("set_language")}"' in page
+    assert '<select name="language" id="language-select"' in page
+    assert '<option value="zh-hans" >简体中文</option>' in page
+
+
+@pytest.mark.django_db
+def test_switching_the_language_lasts_across_logins(client, alice, mailbox):
+    make_ready_draft(mailbox)
+    client.login(username="alice", password="alice-password-1")
+    response = switch(client, "zh-hans", reverse("queue"))
+    assert response.status_code == 302
+    assert response["Location"] == reverse("queue")
+    profile = StaffProfile.objects.get(user=alice)
+    assert (profile.language, profile.role) == ("zh-hans", StaffProfile.REVIEWER)
+    assert "待审核" in client.get(reverse("queue")).text
+
+    client.post(reverse("logout"))
+    client.login(username="alice", password="alice-password-1")
+    assert "待审核" in client.get(reverse("queue")).text
+    switch(client, "en")
+    assert "Awaiting review" in client.get(reverse("queue")).text
+
+
+@pytest.mark.django_db
+def test_switching_keeps_the_role(client, carol):
+    login(client, carol)
+    switch(client, "zh-hans")
+    assert StaffProfile.objects.get(user=carol).role == StaffProfile.SUPERVISOR
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "next_url", ["https://evil.example/", "//evil.example/queue", "javascript:alert(1)"]
+)
+def test_the_switch_never_redirects_to_another_site(client, alice, next_url):
+    response = switch(login(client, alice), "zh-hans", next_url)
+    assert response.status_code == 302
+    assert response["Location"] == reverse("queue")
+
+
+@pytest.mark.django_db
+def test_the_switch_goes_back_to_the_page_it_was_on(client, alice, mailbox):
+    draft = make_ready_draft(mailbox)
+    here = reverse("draft", args=[draft.pk]) + "?remote=1"
+    assert switch(login(client, alice), "zh-hans", here)["Location"] == here
+
+
+@pytest.mark.django_db
+def test_an_anonymous_visitor_can_switch_on_the_login_page(client):
+    response = client.post(
+        reverse("set_language"), {"language": "zh-hans", "next": reverse("login")}, follow=True
+    )
+    assert ">登录</button>" in response.text
+    assert not StaffProfile.objects.exists()
+
+
+@pytest.mark.django_db
+def test_an_unknown_language_changes_nothing(client, alice):
+    switch(login(client, alice), "klingon")
+    assert not StaffProfile.objects.filter(user=alice).exists()
+    assert "Log out" in client.get(reverse("queue")).text
+
+
+def test_the_switch_only_accepts_post(client):
+    assert client.get(reverse("set_language")).status_code == 405
+
+
+# --- The catalogue -------------------------------------------------------------------------
+
+
+def catalogue() -> polib.POFile:
+    return polib.pofile(str(PO_PATH))
+
+
+def test_every_message_has_a_translation():
+    po = catalogue()
+    assert [e.msgid for e in po.fuzzy_entries()] == []
+    assert [e.msgid for e in po.obsolete_entries()] == []
+    assert [e.msgid for e in po if not e.msgstr.strip()] == []
+
+
+def test_translations_keep_the_placeholders():
+    for entry in catalogue():
+        assert sorted(PLACEHOLDER.findall(entry.msgstr)) == sorted(
+            PLACEHOLDER.findall(entry.msgid)
+        ), entry.msgid
+
+
+def marked_in_templates() -> set[tuple[str | None, str]]:
+    """(context, msgid) of every string the templates mark for translation."""
+    engine = engines["django"].engine
+    found = set()
+    for path in (BASE_DIR / "templates").rglob("*.html"):
+        source = path.read_text()
+        nodes = engine.from_string(source).nodelist
+        for node in nodes.get_nodes_by_type(TranslateNode):
+            context = node.message_context.var if node.message_context else None
+            found.add((context, node.filter_expression.var.literal))
+        for node in nodes.get_nodes_by_type(BlockTranslateNode):
+            context = node.message_context.var if node.message_context else None
+            found.add((context, node.render_token_list(node.singular)[0]))
+        found.update((None, msgid) for msgid in FILTER_ARGUMENT.findall(source))
+    return found
+
+
+def marked_in_python() -> set[tuple[str | None, str]]:
+    """msgids of every gettext call with a literal string in the app's Python code."""
+    found = set()
+    for path in [*(BASE_DIR / "drafts").rglob("*.py"), *(BASE_DIR / "replyhub").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("_", "gettext", "gettext_lazy")
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+            ):
+                found.add((None, node.args[0].value))
+    return found
+
+
+def test_every_marked_string_is_in_the_catalogue():
+    translated = {(e.msgctxt, e.msgid) for e in catalogue() if e.msgstr}
+    marked = marked_in_templates() | marked_in_python()
+    assert len(marked) > 100
+    assert sorted(marked - translated, key=str) == []
+
+
+def test_the_catalogue_has_no_stale_entries():
+    marked = marked_in_templates() | marked_in_python()
+    stale = {(e.msgctxt, e.msgid) for e in catalogue()} - marked
+    assert sorted(stale, key=str) == []
+
+
+# --- Compiling -----------------------------------------------------------------------------
+
+
+def test_compiling_needs_no_gnu_gettext_and_is_idempotent(tmp_path):
+    messages = tmp_path / "zh_Hans" / "LC_MESSAGES"
+    messages.mkdir(parents=True)
+    po = polib.POFile()
+    po.metadata = {"Content-Type": "text/plain; charset=UTF-8"}
+    po.append(polib.POEntry(msgid="Queue", msgstr="审核队列"))
+    po.append(polib.POEntry(msgid="Reject", msgstr="拒绝", flags=["fuzzy"]))
+    po.save(str(messages / "django.po"))
+
+    assert compile_catalogues([tmp_path]) == [messages / "django.mo"]
+    assert compile_catalogues([tmp_path]) == []
+    with (messages / "django.mo").open("rb") as mo:
+        compiled = gettext.GNUTranslations(mo)
+    assert compiled.gettext("Queue") == "审核队列"
+    assert compiled.gettext("Reject") == "Reject"  # fuzzy entries are left out, as msgfmt does
