@@ -1,0 +1,320 @@
+"""The review pages in a real browser: Debian's Chromium driven by Playwright.
+
+Each test is something a reviewer does, checked by what they see. One browser serves the
+module; every user gets a fresh context (their own cookies) and logs in through the form.
+The test process shares the live server's database, so drafts made here show up there.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from email import policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import Browser, Page, expect
+
+from drafts.ingest import ingest_message
+from drafts.models import Attachment, Draft, Mailbox
+from tests.browser import Visitor, chromium
+from tests.conftest import make_ready_draft
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+XSS_DIR = Path(__file__).parent / "fixtures" / "xss"
+PAYLOADS = (XSS_DIR / "payloads.txt").read_text().splitlines()
+APPROVED = "Approved, waiting to send"
+PRICING = "Pricing for Acme CRM, 25 seats"  # inquiry_en.eml
+ERROR_LOG = "Error log from Acme Analytics export"  # with_attachment.eml
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    # Playwright's sync API leaves its event loop marked as running in this thread, and
+    # Django then refuses ORM calls; ours stay synchronous, so the guard is lifted here.
+    with pytest.MonkeyPatch.context() as patch, chromium() as browser:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        yield browser
+
+
+@pytest.fixture
+def visit(browser: Browser, live_server) -> Iterator[Callable[[str], Visitor]]:
+    """Log a user in, in a browser context of their own: ``visit("alice").page``."""
+    visitors: list[Visitor] = []
+
+    def logged_in(username: str) -> Visitor:
+        visitor = Visitor(browser, live_server.url)
+        visitors.append(visitor)
+        visitor.log_in(username)
+        return visitor
+
+    yield logged_in
+    for visitor in visitors:
+        visitor.close()
+
+
+def at_draft(draft: Draft) -> re.Pattern[str]:
+    return re.compile(rf"/drafts/{draft.pk}/$")
+
+
+def expect_listed(page: Page, *drafts: Draft) -> None:
+    """The queue's table shows exactly these drafts, in this order."""
+    rows = page.locator("table.queue tbody tr[data-draft]")
+    expect(rows).to_have_count(len(drafts))
+    for number, draft in enumerate(drafts):
+        expect(rows.nth(number)).to_have_attribute("data-draft", str(draft.pk))
+
+
+def test_a_reviewer_logs_in_and_filters_the_queue(visit, mailbox, alice):
+    english = make_ready_draft(mailbox)
+    chinese = make_ready_draft(mailbox, "chinese_gb2312.eml", intent="complaint", language="zh")
+    attached = make_ready_draft(mailbox, "with_attachment.eml")
+    page = visit("alice").page
+    expect(page.locator("header .logout")).to_contain_text("alice")
+    expect(page.locator("[data-tab=review] .count")).to_have_text("3")
+    expect_listed(page, english, chinese, attached)
+    expect(page.get_by_role("link", name=PRICING)).to_be_visible()
+
+    page.locator("form.filters select[name=intent]").select_option("complaint")
+    page.get_by_role("button", name="Filter").click()
+    expect_listed(page, chinese)
+    expect(page.get_by_role("link", name=chinese.message.subject)).to_be_visible()
+
+    page.locator("form.filters select[name=intent]").select_option("")
+    search = page.get_by_placeholder("Search subject, sender, text")
+    search.fill("Pricing for Acme")
+    page.get_by_role("button", name="Filter").click()
+    expect_listed(page, english)
+    expect(search).to_have_value("Pricing for Acme")
+
+    search.fill("fabrikam")  # the sender's domain
+    search.press("Enter")
+    expect_listed(page, attached)
+    search.fill("nothing-like-this-anywhere")
+    search.press("Enter")
+    expect(page.locator("table.queue td.empty")).to_have_text("Nothing here.")
+
+
+def test_a_reviewer_edits_and_approves_then_rejects_with_a_reason(visit, mailbox, alice):
+    first = make_ready_draft(mailbox)
+    second = make_ready_draft(mailbox, "with_attachment.eml")
+    page = visit("alice").page
+    page.get_by_role("link", name=PRICING).click()
+    expect(page).to_have_url(at_draft(first))
+    edited = "Dear Olivia,\n\nThe Professional plan includes the API.\n\nAcme Cloud Support Team"
+    page.locator("form.review textarea").fill(edited)
+    page.get_by_role("button", name="Approve & send").click()
+    # On to the next draft awaiting review, with the news about the first.
+    expect(page).to_have_url(at_draft(second))
+    expect(page.locator(".notice.success")).to_have_text("Approved. The reply is being sent.")
+
+    page.goto(f"/drafts/{first.pk}/")
+    expect(page.locator(".draft-head .status")).to_have_text(APPROVED)
+    expect(page.locator("form.review textarea")).to_have_value(edited)
+    expect(page.locator("form.review textarea")).not_to_be_editable()
+    expect(page.locator("ol.history")).to_contain_text("Approved by alice")
+    page.goto("/")
+    expect_listed(page, second)
+
+    page.get_by_role("link", name=ERROR_LOG).click()
+    page.locator("form.reject select[name=reason]").select_option(label="Wrong or invented facts")
+    page.get_by_placeholder("Note (optional)").fill("The export limit is 10,000 rows.")
+    page.get_by_role("button", name="Reject").click()
+    expect(page.locator(".notice.success")).to_have_text("Draft rejected.")
+    expect(page.locator(".draft-head .status")).to_have_text("Rejected")
+    expect(page.locator("ol.history")).to_contain_text(
+        "Rejected by alice — Wrong or invented facts: The export limit is 10,000 rows."
+    )
+    page.goto("/")
+    expect(page.locator("table.queue td.empty")).to_have_text("Nothing here.")
+    expect(page.locator("[data-tab=rejected] .count")).to_have_text("1")
+
+
+def test_keyboard_shortcuts_on_the_draft_page(visit, mailbox, alice):
+    first = make_ready_draft(mailbox)
+    middle = make_ready_draft(mailbox, "chinese_gb2312.eml")
+    last = make_ready_draft(mailbox, "with_attachment.eml")
+    page = visit("alice").page
+    page.goto(f"/drafts/{middle.pk}/")
+    keys = page.keyboard
+
+    keys.press("?")
+    shortcuts = page.locator("dialog#shortcuts")
+    expect(shortcuts).to_be_visible()
+    expect(shortcuts).to_contain_text("approve & send")
+    keys.press("Escape")
+    expect(shortcuts).to_be_hidden()
+
+    reply = page.locator("form.review textarea")
+    keys.press("e")
+    expect(reply).to_be_focused()
+    keys.type("jk")  # typed into the reply, not taken as shortcuts
+    expect(reply).to_have_value(re.compile("jk"))
+    expect(page).to_have_url(at_draft(middle))
+    keys.press("Escape")
+    expect(reply).not_to_be_focused()
+
+    keys.press("j")
+    expect(page).to_have_url(at_draft(last))
+    keys.press("k")
+    expect(page).to_have_url(at_draft(middle))
+    keys.press("r")
+    expect(page.locator("form.reject select[name=reason]")).to_be_focused()
+    keys.press("Escape")
+    keys.press("a")
+    expect(page).to_have_url(at_draft(last))
+    expect(page.locator(".notice.success")).to_have_text("Approved. The reply is being sent.")
+    page.goto(f"/drafts/{middle.pk}/")
+    expect(page.locator(".draft-head .status")).to_have_text(APPROVED)
+    assert Draft.objects.get(pk=first.pk).status == Draft.READY
+
+
+def test_a_second_reviewer_cannot_approve_a_draft_someone_has_open(visit, mailbox, alice, bob):
+    draft = make_ready_draft(mailbox)
+    alices = visit("alice").page
+    alices.goto(f"/drafts/{draft.pk}/")
+    expect(alices.locator(".draft-head .status")).to_have_text("Awaiting review")
+    expect(alices.locator("#claim-banner")).to_have_count(0)
+
+    bobs = visit("bob").page
+    bobs.goto(f"/drafts/{draft.pk}/")
+    expect(bobs.locator("#claim-banner")).to_contain_text("alice is editing this draft")
+    bobs.locator("form.review textarea").fill("Bob's answer")
+    bobs.get_by_role("button", name="Approve & send").click()
+    expect(bobs.locator(".notice.error")).to_contain_text(
+        "Nothing changed: alice is editing this draft"
+    )
+    expect(bobs.locator("#unsaved-text")).to_have_text("Bob's answer")
+    expect(bobs.locator(".draft-head .status")).to_have_text("Awaiting review")
+
+    alices.get_by_role("button", name="Approve & send").click()
+    expect(alices.locator(".notice.success")).to_have_text("Approved. The reply is being sent.")
+    bobs.reload()
+    expect(bobs.locator(".draft-head .status")).to_have_text(APPROVED)
+    expect(bobs.locator("#claim-banner")).to_have_count(0)
+    expect(bobs.locator("form.review textarea")).to_have_value(draft.reply_text)
+
+
+def test_a_reviewer_keeps_the_draft_after_saving_an_edit(visit, mailbox, alice, bob):
+    draft = make_ready_draft(mailbox)
+    bobs = visit("bob").page
+    alices = visit("alice").page
+    alices.goto(f"/drafts/{draft.pk}/")
+    alices.locator("form.review textarea").fill("An edit, and alice is still working on it")
+    alices.get_by_role("button", name="Save edit").click()
+    expect(alices.locator(".notice.success")).to_have_text("Edit saved.")
+    alices.wait_for_timeout(1_000)  # the beacon, if any, has arrived by now
+
+    bobs.goto(f"/drafts/{draft.pk}/")
+    assert "alice is editing this draft" in bobs.locator(".card.draft").inner_text()
+
+
+def test_a_stale_edit_from_a_second_tab_never_overwrites_the_first(visit, mailbox, alice):
+    draft = make_ready_draft(mailbox)
+    alice_ = visit("alice")
+    one, two = alice_.page, alice_.new_tab()
+    one.goto(f"/drafts/{draft.pk}/")
+    two.goto(f"/drafts/{draft.pk}/")
+
+    one.locator("form.review textarea").fill("First edit")
+    one.get_by_role("button", name="Save edit").click()
+    expect(one.locator(".notice.success")).to_have_text("Edit saved.")
+
+    two.locator("form.review textarea").fill("Edit of the old text")
+    two.get_by_role("button", name="Save edit").click()
+    expect(two.locator(".notice.error")).to_contain_text(
+        "someone else changed this draft after you opened it"
+    )
+    expect(two.locator("form.review textarea")).to_have_value("First edit")
+    expect(two.locator("#unsaved-text")).to_have_text("Edit of the old text")
+    one.reload()
+    expect(one.locator("form.review textarea")).to_have_value("First edit")
+
+
+def test_the_queue_shows_new_drafts_without_a_reload(visit, mailbox, alice):
+    first = make_ready_draft(mailbox)
+    page = visit("alice").page
+    # The page polls every 15 s; a fake clock makes those seconds pass at once.
+    page.clock.install()
+    page.goto("/")
+    expect_listed(page, first)
+    page.evaluate("window.__sameDocument = true")
+
+    arrived = make_ready_draft(mailbox, "with_attachment.eml")
+    page.clock.run_for(16_000)
+    expect_listed(page, first, arrived)
+    expect(page.get_by_role("link", name=ERROR_LOG)).to_be_visible()
+    expect(page.locator("[data-tab=review] .count")).to_have_text("2")
+    assert page.evaluate("window.__sameDocument") is True
+
+
+def hostile_email() -> bytes:
+    """An email with the XSS corpus in its subject, sender, HTML and attachment names."""
+    message = EmailMessage(policy=policy.SMTP)
+    message["From"] = Address(" ".join(PAYLOADS[:6]), addr_spec="mallory@evil.example")
+    message["To"] = "Acme Support <support@acme.example>"
+    message["Subject"] = " ".join(PAYLOADS)
+    message["Date"] = format_datetime(timezone.now())
+    message["Message-ID"] = make_msgid(domain="evil.example")
+    message.set_content("\n".join(PAYLOADS))
+    message.add_alternative((XSS_DIR / "body.html").read_text(), subtype="html")
+    for number, payload in enumerate(p for p in PAYLOADS if "/" not in p):
+        message.add_attachment(
+            b"%PDF-1.4\n", "application", "pdf", filename=f"{payload} {number}.pdf"
+        )
+    return message.as_bytes()
+
+
+def hostile_draft(mailbox: Mailbox) -> Draft:
+    message, _ = ingest_message(mailbox, hostile_email())
+    # Ingestion already defuses file names; the page must be safe even if it did not.
+    attachment = Attachment.objects.filter(message=message).first()
+    Attachment.objects.filter(pk=attachment.pk).update(filename=PAYLOADS[2] + ".pdf")
+    fields = {
+        "customer_name": [
+            {"value": payload, "source": payload, "span": None, "verified": False}
+            for payload in PAYLOADS
+        ],
+        PAYLOADS[0]: [{"value": "x", "source": PAYLOADS[1], "span": None, "verified": True}],
+    }
+    Draft.objects.filter(message=message).update(
+        status=Draft.READY,
+        intent="inquiry",
+        confidence=0.5,
+        language="en",
+        ready_at=timezone.now(),
+        flags=PAYLOADS[:3],
+        generated_text="\n".join(PAYLOADS),
+        reply_text="\n".join(PAYLOADS),
+        fields=fields,
+    )
+    return Draft.objects.select_related("message").get(message=message)
+
+
+def test_hostile_mail_runs_nothing_and_loads_nothing_from_elsewhere(visit, mailbox, alice):
+    draft = hostile_draft(mailbox)
+    visitor = visit("alice")
+    page = visitor.page
+    for url in ("/", f"/drafts/{draft.pk}/", f"/messages/{draft.message_id}/"):
+        page.goto(url, wait_until="load")  # "load" waits for the email's frame too
+        page.wait_for_timeout(200)  # let anything that was going to fire, fire
+        for frame in page.frames:
+            assert frame.evaluate("typeof window.__xss") == "undefined", (url, frame.url)
+            assert frame.locator('[href^="javascript:" i], [src^="javascript:" i]').count() == 0
+        # The payloads are shown as the text they are: nothing rendered, nothing evaluated.
+        expect(page.get_by_text("<script>window.__xss=1</script>").first).to_be_visible()
+    expect(page.locator(".draft-head h1")).to_contain_text("{{7*7}}")
+    page.goto(f"/drafts/{draft.pk}/")
+    expect(page.locator("form.review textarea")).to_have_value("\n".join(PAYLOADS))
+    expect(page.locator("table.fields")).to_contain_text(PAYLOADS[4])
+    expect(page.locator("ul.attachments")).to_contain_text(PAYLOADS[2] + ".pdf")
+    frame = page.frame_locator("iframe.email-html")
+    expect(frame.get_by_text("Hello, please see my order below.")).to_be_visible()
+    assert visitor.dialogs == []
+    assert any(url.endswith(f"/messages/{draft.message_id}/body.html") for url in visitor.requests)
+    assert visitor.foreign_requests() == []
