@@ -1,0 +1,228 @@
+"""Queue page speed with 100,000 messages: server time per request, SQLite and PostgreSQL.
+
+    .venv/bin/python bench/review_queue.py --messages 100000 --databases sqlite,postgres
+
+For each database, a fresh one (a new REPLYHUB_VAR_DIR for SQLite; `replyhub_bench_queue`
+on postgres://postgres@127.0.0.1:5432/ for PostgreSQL, dropped first and at the end) is
+migrated and seeded with --messages inbound messages in two mailboxes, each with a draft
+(80% awaiting review, the rest spread over the other statuses; mixed intents, languages
+and flags; bodies of about 1 KB in English and Chinese). Then the queue page is requested
+through Django's test client, in process, as a supervisor and as a reviewer of one
+mailbox, unfiltered and with each filter, and the server time of every request is
+recorded (--requests per case, after two warm-up requests). Prints p50/p95/max per case
+and a Markdown table. Target: p95 under 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN = "postgres://postgres@127.0.0.1:5432/postgres"
+PG_BENCH = "postgres://postgres@127.0.0.1:5432/replyhub_bench_queue"
+
+CASES = [
+    ("supervisor", {}),
+    ("supervisor", {"tab": "rejected"}),
+    ("supervisor", {"intent": "complaint"}),
+    ("supervisor", {"language": "zh", "flagged": "1"}),
+    ("supervisor", {"page": "40"}),
+    ("supervisor", {"order": "newest"}),
+    ("supervisor", {"q": "SmartDesk"}),
+    ("reviewer", {}),
+    ("reviewer", {"mine": "1"}),
+    ("reviewer", {"q": "发票"}),
+]
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def seed(count: int) -> None:
+    """Two mailboxes, ``count`` messages with drafts, users; in batches, with progress."""
+    from django.contrib.auth.models import User
+    from django.utils import timezone
+
+    from drafts.models import Draft, Mailbox, Message, StaffProfile, Thread
+
+    rng = random.Random(20261126)
+    support = Mailbox.default()
+    sales = Mailbox.objects.create(name="sales", address="sales@acme.example")
+    boss = User.objects.create_user("boss", password="x")
+    StaffProfile.objects.create(user=boss, role=StaffProfile.SUPERVISOR)
+    reviewer = User.objects.create_user("rita", password="x")
+    support.reviewers.add(reviewer)
+    products = ["Acme CRM", "SmartDesk 3", "DataSync Pro", "EdgeBox 200"]
+    intents = ["inquiry", "complaint", "partnership", "technical_support", "demo_booking"]
+    statuses = [Draft.REJECTED, Draft.SENT, Draft.FAILED, Draft.QUEUED]
+    now = timezone.now()
+    batch = 2000
+    started = time.monotonic()
+    for first in range(0, count, batch):
+        size = min(batch, count - first)
+        mailboxes = [support if rng.random() < 0.7 else sales for _ in range(size)]
+        threads = Thread.objects.bulk_create(
+            [
+                Thread(
+                    mailbox=m, subject=f"t{first + i}", customer_address=f"c{first + i}@x.example"
+                )
+                for i, m in enumerate(mailboxes)
+            ]
+        )
+        messages = []
+        for i, (mailbox, thread) in enumerate(zip(mailboxes, threads, strict=True)):
+            n = first + i
+            chinese = rng.random() < 0.5
+            product = rng.choice(products)
+            text = (
+                f"您好，我们的{product}出现问题，订单号 AC{n:08d}，请尽快处理发票。" * 12
+                if chinese
+                else f"Hello, our {product} stopped syncing after the update, order {n}. " * 12
+            )
+            messages.append(
+                Message(
+                    mailbox=mailbox,
+                    thread=thread,
+                    direction=Message.INBOUND,
+                    raw=b"",
+                    sha256=f"{n:064x}",
+                    message_id=f"<{n}@bench.example>",
+                    subject=f"{product} 问题 {n}" if chinese else f"Question about {product} #{n}",
+                    from_name=f"Customer {n}",
+                    from_address=f"customer{n}@example.com",
+                    date=now,
+                    size=len(text),
+                    text=text,
+                )
+            )
+        messages = Message.objects.bulk_create(messages)
+        Draft.objects.bulk_create(
+            [
+                Draft(
+                    message=m,
+                    status=Draft.READY if rng.random() < 0.8 else rng.choice(statuses),
+                    intent=rng.choice(intents),
+                    confidence=round(rng.random(), 3),
+                    language="zh" if "问题" in m.subject else "en",
+                    flags=["too_long"] if rng.random() < 0.1 else [],
+                    reply_text="Dear customer, thank you.",
+                    generated_text="Dear customer, thank you.",
+                    assigned_to=reviewer if rng.random() < 0.05 else None,
+                )
+                for m in messages
+            ]
+        )
+        say(f"  seeded {first + size:,}/{count:,} in {time.monotonic() - started:.0f} s")
+
+
+def measure(requests: int) -> list[dict]:
+    """Server time of the queue page per case: p50, p95, max in milliseconds."""
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    rows = []
+    for who, query in CASES:
+        client = Client()
+        client.force_login(User.objects.get(username="boss" if who == "supervisor" else "rita"))
+        times = []
+        for i in range(requests + 2):
+            started = time.perf_counter()
+            response = client.get("/", query)
+            elapsed = (time.perf_counter() - started) * 1000
+            assert response.status_code == 200, response.status_code
+            if i >= 2:
+                times.append(elapsed)
+        times.sort()
+        row = {
+            "user": who,
+            "query": "&".join(f"{k}={v}" for k, v in query.items()) or "(none)",
+            "p50_ms": round(statistics.median(times), 1),
+            "p95_ms": round(times[int(0.95 * (len(times) - 1))], 1),
+            "max_ms": round(times[-1], 1),
+            "listed": response.context["page"].paginator.count,
+        }
+        rows.append(row)
+        say(json.dumps(row, ensure_ascii=False))
+    return rows
+
+
+def child(args: argparse.Namespace) -> None:
+    """Runs with the database chosen by the parent's environment."""
+    import django
+
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "replyhub.settings")
+    django.setup()
+    from django.core.management import call_command
+    from django.test.utils import setup_test_environment
+
+    setup_test_environment()  # so responses carry their template context
+    call_command("migrate", verbosity=0)
+    seed(args.messages)
+    print(json.dumps(measure(args.requests)))
+
+
+def _postgres(statement: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(statement)
+
+
+def run(database: str, args: argparse.Namespace) -> list[dict]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    with tempfile.TemporaryDirectory(prefix="replyhub-bench-queue-") as folder:
+        env["REPLYHUB_VAR_DIR"] = folder
+        if database == "postgres":
+            env["DATABASE_URL"] = PG_BENCH
+            _postgres("DROP DATABASE IF EXISTS replyhub_bench_queue")
+            _postgres("CREATE DATABASE replyhub_bench_queue")
+        try:
+            output = subprocess.run(
+                [sys.executable, __file__, "--child", "--messages", str(args.messages),
+                 "--requests", str(args.requests)],
+                env=env, check=True, stdout=subprocess.PIPE, text=True,
+            ).stdout  # fmt: skip
+        finally:
+            if database == "postgres":
+                _postgres("DROP DATABASE IF EXISTS replyhub_bench_queue")
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--databases", default="sqlite,postgres")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+    results = {}
+    for database in args.databases.split(","):
+        say(f"{database}: migrating and seeding {args.messages:,} messages")
+        results[database] = run(database, args)
+    print(f"\nMachine: {platform.node()}, {os.cpu_count()} CPUs; load {os.getloadavg()[0]:.2f}")
+    print(f"Command: .venv/bin/python bench/review_queue.py {' '.join(sys.argv[1:])}".rstrip())
+    print("\n| database | user | filters | p50 ms | p95 ms | max ms | drafts listed |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
+    for database, rows in results.items():
+        for r in rows:
+            print(f"| {database} | {r['user']} | `{r['query']}` | {r['p50_ms']} | "
+                  f"{r['p95_ms']} | {r['max_ms']} | {r['listed']:,} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
