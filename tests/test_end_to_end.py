@@ -19,10 +19,23 @@ from django.test import Client
 from django.urls import reverse
 from django_q.brokers import get_broker
 
-from drafts.models import Draft, Message
+from drafts.models import Draft, Message, PromptTemplate
+from inference.prompts import DEFAULT_PROMPTS
 from tests.conftest import MAIL_DIR
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def default_template(transactional_db):
+    """Other transactional tests empty the database when they end, the seeded template too."""
+    if not PromptTemplate.objects.exists():
+        PromptTemplate.objects.create(
+            name="default",
+            system_prompt=DEFAULT_PROMPTS.system,
+            analysis_prompt=DEFAULT_PROMPTS.analysis,
+            reply_prompt=DEFAULT_PROMPTS.reply,
+        )
 
 
 def database_url() -> str:
