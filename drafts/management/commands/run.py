@@ -31,7 +31,7 @@ STOP_GRACE = 10.0  # seconds the children get to stop after Ctrl-C
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    """Treat SIGTERM like Ctrl-C, so the children are stopped too."""
+    """Stop on SIGTERM or SIGINT, so the children are stopped too."""
     raise KeyboardInterrupt
 
 
@@ -133,7 +133,11 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(f"\nReplyHub is running: open http://{bind}/ (Ctrl-C stops it)\n")
         )
+        # SIGINT explicitly too: a process started in the background by a shell without job
+        # control (nohup, `cmd &` in a script) inherits SIGINT ignored, and Ctrl-C or a
+        # supervisor's SIGINT would then leave ReplyHub running.
         signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, _interrupt)
         try:
             while True:
                 time.sleep(1)
