@@ -277,7 +277,7 @@ def draft_claim(request: HttpRequest, draft_id: int) -> JsonResponse:
             "held": held,
             "holder": str(holder) if holder else "",
             "until": draft.claimed_until.isoformat() if draft.claimed_until else None,
-            "version": Draft.objects.values_list("version", flat=True).get(pk=draft.pk),
+            "version": draft.version,  # a claim never changes the version
         }
     )
 
