@@ -106,6 +106,8 @@ def seed(count: int) -> None:
                     text=text,
                 )
             )
+        for message in messages:  # bulk_create skips save(), which fills it
+            message.search_text = message.searchable_text()
         messages = Message.objects.bulk_create(messages)
         Draft.objects.bulk_create(
             [

@@ -7,6 +7,8 @@ from pathlib import Path
 from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import Warning, register
+from django.db import connections
+from django.db.models.signals import post_migrate
 
 
 class DraftsConfig(AppConfig):
@@ -16,6 +18,14 @@ class DraftsConfig(AppConfig):
 
     def ready(self) -> None:
         register(check_model_configured)
+        post_migrate.connect(ensure_search_index, sender=self)
+
+
+def ensure_search_index(using: str = "default", **kwargs: object) -> None:
+    """Recreate the search index if a migration dropped it (see drafts.search.ensure_index)."""
+    from drafts import search
+
+    search.ensure_index(connections[using])
 
 
 def check_model_configured(app_configs: object = None, **kwargs: object) -> list[Warning]:

@@ -18,6 +18,7 @@ from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from drafts import search
 from inference.drafting import INTENTS, TEMPLATE_VARIABLES
 from inference.sampling import SamplingRule as EngineSamplingRule
 
@@ -184,6 +185,11 @@ class Message(models.Model):
     )
     defects = models.JSONField(default=list)
     received_at = models.DateTimeField(auto_now_add=True)
+    search_text = models.TextField(
+        blank=True,
+        editable=False,
+        help_text="Subject, sender and body as the search index reads them.",
+    )
 
     class Meta:
         constraints = [
@@ -197,6 +203,17 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject} ({self.from_address})"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        self.search_text = self.searchable_text()
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None:
+            kwargs["update_fields"] = {*update_fields, "search_text"}
+        super().save(*args, **kwargs)
+
+    def searchable_text(self) -> str:
+        """What search finds this message by; bulk_create callers set search_text from it."""
+        return search.document(self.subject, self.from_name, self.from_address, self.text)
 
     @property
     def text_for_model(self) -> str:

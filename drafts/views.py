@@ -7,7 +7,7 @@ from datetime import datetime
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
-from drafts import stats
+from drafts import search, stats
 from drafts.access import drafts_for, mailboxes_for, reviewers_of, supervisor_required
 from drafts.models import Draft, PromptTemplate
 from inference.drafting import INTENTS
@@ -59,14 +59,10 @@ def _filtered(request: HttpRequest, drafts: QuerySet[Draft]) -> tuple[QuerySet[D
         chosen["mine"] = True
         drafts = drafts.filter(assigned_to=request.user)
     query = get.get("q", "").strip()[:200]
-    if query:
+    matching = search.matching_message_ids(query)
+    if matching is not None:
         chosen["q"] = query
-        drafts = drafts.filter(
-            Q(message__subject__icontains=query)
-            | Q(message__from_address__icontains=query)
-            | Q(message__from_name__icontains=query)
-            | Q(message__text__icontains=query)
-        )
+        drafts = drafts.filter(message_id__in=matching)
     return drafts, chosen
 
 

@@ -1,0 +1,145 @@
+"""Full-text search over messages (subject, sender, body) in Chinese and English.
+
+Neither SQLite's nor PostgreSQL's tokenizers split Chinese into words, and a substring scan
+(`icontains`) reads every body: seconds at 100,000 messages. So the words are cut here, once,
+when a message is saved: Latin-script words are lowercased, and every run of CJK characters
+becomes its overlapping pairs plus its last character ("发票处理" → 发票 票处 处理 理), so that
+any search of two or more characters is a phrase of pairs and a single character is a prefix.
+The result is stored in ``Message.search_text`` and indexed by the database itself: an FTS5
+table kept in step by triggers on SQLite, a GIN index over ``to_tsvector('simple', …)`` on
+PostgreSQL (migration 0010). A query is cut the same way; its terms must all match, and Latin
+words match as prefixes ("sync" finds "syncing").
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.db import connection
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models.expressions import RawSQL
+
+# Kana, CJK ideographs (with extension A and compatibility ideographs) and Hangul syllables.
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
+_TOKEN = re.compile(rf"[{_CJK}]+|[^\W_{_CJK}]+")
+# PostgreSQL refuses a tsvector over 1 MB; a longer email is searchable by its first part.
+MAX_DOCUMENT_CHARS = 100_000
+MAX_QUERY_TERMS = 16
+
+
+def _is_cjk(token: str) -> bool:
+    return bool(re.match(rf"[{_CJK}]", token))
+
+
+def document(*parts: str) -> str:
+    """The words of ``parts`` as the index stores them, separated by spaces."""
+    words: list[str] = []
+    for token in _TOKEN.findall(" ".join(parts)[:MAX_DOCUMENT_CHARS]):
+        if _is_cjk(token):
+            words.extend(token[i : i + 2] for i in range(len(token) - 1))
+            words.append(token[-1])
+        else:
+            words.append(token.casefold())
+    return " ".join(words)
+
+
+def terms(query: str) -> list[tuple[list[str], bool]]:
+    """The query as (phrase, is_prefix) terms: CJK runs as pairs, Latin words as prefixes."""
+    found = []
+    for token in _TOKEN.findall(query)[:MAX_QUERY_TERMS]:
+        if _is_cjk(token):
+            if len(token) == 1:
+                found.append(([token], True))
+            else:
+                found.append(([token[i : i + 2] for i in range(len(token) - 1)], False))
+        else:
+            # A one-letter prefix would expand to most of the index: match it exactly.
+            found.append(([token.casefold()], len(token) > 1))
+    return found
+
+
+def _fts5_query(found: list[tuple[list[str], bool]]) -> str:
+    return " AND ".join(
+        f'"{" ".join(phrase)}"' + (" *" if prefix else "") for phrase, prefix in found
+    )
+
+
+def _tsquery(found: list[tuple[list[str], bool]]) -> str:
+    parts = []
+    for phrase, prefix in found:
+        lexemes = [f"'{word}'" for word in phrase]
+        if prefix:
+            lexemes[-1] += ":*"
+        parts.append("(" + " <-> ".join(lexemes) + ")")
+    return " & ".join(parts)
+
+
+def matching_message_ids(query: str) -> RawSQL | None:
+    """A subquery of the ids of messages matching ``query``; None when it has no words."""
+    found = terms(query)
+    if not found:
+        return None
+    if connection.vendor == "postgresql":
+        return RawSQL(
+            "SELECT id FROM drafts_message WHERE to_tsvector('simple'::regconfig, search_text)"
+            " @@ to_tsquery('simple'::regconfig, %s)",
+            [_tsquery(found)],
+        )
+    return RawSQL(
+        "SELECT rowid FROM drafts_message_fts WHERE drafts_message_fts MATCH %s",
+        [_fts5_query(found)],
+    )
+
+
+_SQLITE_INDEX = [
+    "CREATE VIRTUAL TABLE IF NOT EXISTS drafts_message_fts USING fts5("
+    " search_text, content='drafts_message', content_rowid='id', tokenize='unicode61')",
+    "CREATE TRIGGER IF NOT EXISTS drafts_message_fts_insert AFTER INSERT ON drafts_message BEGIN"
+    " INSERT INTO drafts_message_fts(rowid, search_text) VALUES (new.id, new.search_text); END",
+    "CREATE TRIGGER IF NOT EXISTS drafts_message_fts_delete AFTER DELETE ON drafts_message BEGIN"
+    " INSERT INTO drafts_message_fts(drafts_message_fts, rowid, search_text)"
+    " VALUES ('delete', old.id, old.search_text); END",
+    "CREATE TRIGGER IF NOT EXISTS drafts_message_fts_update AFTER UPDATE OF search_text"
+    " ON drafts_message BEGIN"
+    " INSERT INTO drafts_message_fts(drafts_message_fts, rowid, search_text)"
+    " VALUES ('delete', old.id, old.search_text);"
+    " INSERT INTO drafts_message_fts(rowid, search_text) VALUES (new.id, new.search_text); END",
+]
+_SQLITE_TRIGGERS = (
+    "drafts_message_fts_insert",
+    "drafts_message_fts_delete",
+    "drafts_message_fts_update",
+)
+
+
+def ensure_index(db: BaseDatabaseWrapper) -> bool:
+    """Create the search index where it is missing; True when it had to be (re)built.
+
+    Runs after every migrate: on SQLite a migration that rebuilds drafts_message (as
+    Django does for many column changes) drops the triggers with the old table, and the
+    index is then rebuilt from search_text so that no message goes missing from search.
+    """
+    if "drafts_message" not in db.introspection.table_names():
+        return False  # migrated back to before messages existed
+    with db.cursor() as cursor:
+        if db.vendor == "postgresql":
+            cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = 'drafts_message_search'")
+            if cursor.fetchone():
+                return False
+            cursor.execute(
+                "CREATE INDEX drafts_message_search ON drafts_message"
+                " USING gin (to_tsvector('simple'::regconfig, search_text))"
+            )
+            return True
+        if db.vendor != "sqlite":
+            return False
+        cursor.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name IN (%s, %s, %s)",
+            _SQLITE_TRIGGERS,
+        )
+        if cursor.fetchone()[0] == len(_SQLITE_TRIGGERS):
+            return False
+        for statement in _SQLITE_INDEX:
+            cursor.execute(statement)
+        cursor.execute("INSERT INTO drafts_message_fts(drafts_message_fts) VALUES ('rebuild')")
+        return True
