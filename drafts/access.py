@@ -38,7 +38,7 @@ def messages_for(user: object) -> QuerySet[Message]:
 def drafts_for(user: object) -> QuerySet[Draft]:
     if sees_all_mailboxes(user):
         return Draft.objects.all()
-    return Draft.objects.filter(message__mailbox__reviewers=user)
+    return Draft.objects.filter(mailbox__reviewers=user)
 
 
 def attachments_for(user: object) -> QuerySet[Attachment]:

@@ -397,6 +397,11 @@ class Draft(models.Model):
     ]
 
     message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="draft")
+    # The message's mailbox, copied here so that a reviewer's queue needs no join (speed at
+    # 100,000 drafts); a message never changes mailbox.
+    mailbox = models.ForeignKey(
+        Mailbox, on_delete=models.CASCADE, related_name="drafts", editable=False
+    )
     status = models.CharField(max_length=20, choices=STATUSES, default=QUEUED, db_index=True)
     intent = models.CharField(max_length=30, blank=True)
     confidence = models.FloatField(null=True, blank=True)
@@ -404,6 +409,9 @@ class Draft(models.Model):
     fields = models.JSONField(default=dict, blank=True)
     language = models.CharField(max_length=5, blank=True)
     flags = models.JSONField(default=list, blank=True)
+    flagged = models.GeneratedField(
+        expression=~Q(flags=[]), output_field=models.BooleanField(), db_persist=True
+    )
     generated_text = models.TextField(blank=True, help_text="The reply as the model wrote it.")
     reply_text = models.TextField(blank=True, help_text="The reply as it stands now.")
     template = models.ForeignKey(
@@ -447,10 +455,29 @@ class Draft(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
-        indexes = [models.Index(fields=["status", "created_at"])]
+        # The queue's filters ride along in its indexes, so that counting and paging a
+        # filtered queue reads the index alone, never the wide rows.
+        indexes = [
+            models.Index(
+                fields=["status", "created_at", "intent", "language", "flagged", "assigned_to"],
+                name="draft_queue",
+            ),
+            models.Index(
+                fields=[
+                    *("mailbox", "status", "created_at"),
+                    *("intent", "language", "flagged", "assigned_to"),
+                ],
+                name="draft_mailbox_queue",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Draft for {self.message}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.mailbox_id is None:
+            self.mailbox_id = self.message.mailbox_id
+        super().save(*args, **kwargs)
 
     @property
     def intent_label(self) -> str:

@@ -51,10 +51,10 @@ def _filtered(request: HttpRequest, drafts: QuerySet[Draft]) -> tuple[QuerySet[D
         drafts = drafts.filter(language=get["language"])
     if get.get("mailbox", "").isdigit():
         chosen["mailbox"] = int(get["mailbox"])
-        drafts = drafts.filter(message__mailbox_id=chosen["mailbox"])
+        drafts = drafts.filter(mailbox_id=chosen["mailbox"])
     if get.get("flagged") == "1":
         chosen["flagged"] = True
-        drafts = drafts.exclude(flags=[])
+        drafts = drafts.filter(flagged=True)
     if get.get("mine") == "1":
         chosen["mine"] = True
         drafts = drafts.filter(assigned_to=request.user)
@@ -100,11 +100,13 @@ def queue(request: HttpRequest) -> HttpResponse:
         )
         .order_by(*(("-created_at", "-id") if newest_first else ("created_at", "id")))
     )
-    page = Paginator(drafts, PAGE_SIZE).get_page(request.GET.get("page"))
     tab_list = [
         {"key": key, "label": label, "count": sum(counts.get(s, 0) for s in statuses)}
         for key, label, statuses in QUEUE_TABS
     ]
+    paginator = Paginator(drafts, PAGE_SIZE)
+    paginator.count = next(t["count"] for t in tab_list if t["key"] == tab)  # counted above
+    page = paginator.get_page(request.GET.get("page"))
     keep = request.GET.copy()
     keep.pop("page", None)
     keep.pop("fragment", None)
