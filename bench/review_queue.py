@@ -39,9 +39,12 @@ CASES = [
     ("supervisor", {"page": "40"}),
     ("supervisor", {"order": "newest"}),
     ("supervisor", {"q": "SmartDesk"}),
+    ("supervisor", {"q": "customer4242@example.com"}),
+    ("supervisor", {"q": "AC00004242"}),
     ("reviewer", {}),
     ("reviewer", {"mine": "1"}),
     ("reviewer", {"q": "发票"}),
+    ("reviewer", {"q": "客户 同步"}),
 ]
 
 

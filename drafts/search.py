@@ -6,9 +6,9 @@ when a message is saved: Latin-script words are lowercased, and every run of CJK
 becomes its overlapping pairs plus its last character ("发票处理" → 发票 票处 处理 理), so that
 any search of two or more characters is a phrase of pairs and a single character is a prefix.
 The result is stored in ``Message.search_text`` and indexed by the database itself: an FTS5
-table kept in step by triggers on SQLite, a GIN index over ``to_tsvector('simple', …)`` on
-PostgreSQL (migration 0010). A query is cut the same way; its terms must all match, and Latin
-words match as prefixes ("sync" finds "syncing").
+table kept in step by triggers on SQLite, a stored ``to_tsvector('simple', …)`` column with
+a GIN index on PostgreSQL (see `ensure_index`). A query is cut the same way; its terms must
+all match, and Latin words match as prefixes ("sync" finds "syncing").
 """
 
 from __future__ import annotations
@@ -81,8 +81,8 @@ def matching_message_ids(query: str) -> RawSQL | None:
         return None
     if connection.vendor == "postgresql":
         return RawSQL(
-            "SELECT id FROM drafts_message WHERE to_tsvector('simple'::regconfig, search_text)"
-            " @@ to_tsquery('simple'::regconfig, %s)",
+            "SELECT id FROM drafts_message"
+            " WHERE search_vector @@ to_tsquery('simple'::regconfig, %s)",
             [_tsquery(found)],
         )
     return RawSQL(
@@ -105,6 +105,12 @@ _SQLITE_INDEX = [
     " VALUES ('delete', old.id, old.search_text);"
     " INSERT INTO drafts_message_fts(rowid, search_text) VALUES (new.id, new.search_text); END",
 ]
+# A stored vector: matching a message reads it instead of cutting the text again.
+_POSTGRES_INDEX = [
+    "ALTER TABLE drafts_message ADD COLUMN IF NOT EXISTS search_vector tsvector"
+    " GENERATED ALWAYS AS (to_tsvector('simple'::regconfig, search_text)) STORED",
+    "CREATE INDEX drafts_message_search ON drafts_message USING gin (search_vector)",
+]
 _SQLITE_TRIGGERS = (
     "drafts_message_fts_insert",
     "drafts_message_fts_delete",
@@ -126,10 +132,8 @@ def ensure_index(db: BaseDatabaseWrapper) -> bool:
             cursor.execute("SELECT 1 FROM pg_indexes WHERE indexname = 'drafts_message_search'")
             if cursor.fetchone():
                 return False
-            cursor.execute(
-                "CREATE INDEX drafts_message_search ON drafts_message"
-                " USING gin (to_tsvector('simple'::regconfig, search_text))"
-            )
+            for statement in _POSTGRES_INDEX:
+                cursor.execute(statement)
             return True
         if db.vendor != "sqlite":
             return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 
 from django.contrib import messages
@@ -29,6 +30,7 @@ QUEUE_TABS = [
     ("rejected", gettext_lazy("Rejected"), [Draft.REJECTED]),
 ]
 PAGE_SIZE = 50
+SEARCH_COUNT_LIMIT = 1000
 
 
 def _get_draft(request: HttpRequest, draft_id: int) -> Draft:
@@ -66,6 +68,17 @@ def _filtered(request: HttpRequest, drafts: QuerySet[Draft]) -> tuple[QuerySet[D
     return drafts, chosen
 
 
+def _counts(drafts: QuerySet[Draft], searching: bool) -> tuple[Counter, bool]:
+    """Drafts per status; for a search, at most SEARCH_COUNT_LIMIT of them, and whether the
+    counts are lower bounds. Counting every match of a broad search ("invoice" in a quarter
+    of 100,000 emails) costs PostgreSQL a visit to each matching row; nobody pages that far.
+    """
+    if not searching:
+        return Counter(dict(drafts.order_by().values_list("status").annotate(n=Count("id")))), False
+    statuses = list(drafts.order_by().values_list("status", flat=True)[: SEARCH_COUNT_LIMIT + 1])
+    return Counter(statuses), len(statuses) > SEARCH_COUNT_LIMIT
+
+
 @login_required
 def queue(request: HttpRequest) -> HttpResponse:
     """Drafts by status, oldest first: the reviewer's work list, filtered and paged.
@@ -79,7 +92,7 @@ def queue(request: HttpRequest) -> HttpResponse:
         tab = "review"
     visible = drafts_for(request.user)
     filtered, chosen = _filtered(request, visible)
-    counts = dict(filtered.order_by().values_list("status").annotate(n=Count("id")))
+    counts, at_least = _counts(filtered, searching="q" in chosen)
     newest_first = request.GET.get("order") == "newest"
     drafts = (
         filtered.filter(status__in=tabs[tab][1])
@@ -121,6 +134,8 @@ def queue(request: HttpRequest) -> HttpResponse:
         "mailboxes": mailboxes_for(request.user),
         "query_string": keep.urlencode(),
         "failed_count": counts.get(Draft.FAILED, 0),
+        "at_least": at_least,
+        "search_count_limit": SEARCH_COUNT_LIMIT,
     }
     template = "drafts/_queue_table.html" if request.GET.get("fragment") else "drafts/queue.html"
     return render(request, template, context)

@@ -7,7 +7,7 @@ from django.core.management.sql import emit_post_migrate_signal
 from django.db import connection
 from django.urls import reverse
 
-from drafts import search
+from drafts import search, views
 from drafts.models import Message
 from tests.conftest import make_ready_draft
 
@@ -82,8 +82,8 @@ def test_the_index_is_rebuilt_after_a_migration_that_dropped_it(alice_client, ma
         if connection.vendor == "sqlite":
             for name in ("insert", "delete", "update"):
                 cursor.execute(f"DROP TRIGGER drafts_message_fts_{name}")
-        else:
-            cursor.execute("DROP INDEX drafts_message_search")
+        else:  # the index and the stored vector it is built on
+            cursor.execute("ALTER TABLE drafts_message DROP COLUMN search_vector")
     late = make_ready_draft(mailbox, "chinese_gb2312.eml")  # stored while the index was gone
     if connection.vendor == "postgresql":  # as after a real migrate: no deferred checks pending
         with connection.cursor() as cursor:
@@ -102,3 +102,19 @@ def test_long_messages_are_searchable_by_their_beginning(mailbox):
         mailbox=mailbox, sha256="f" * 64, subject="subject", text=text, raw=b""
     )
     assert message.search_text == indexed
+
+
+def test_a_broad_search_counts_up_to_a_limit_and_says_so(alice_client, mailbox, monkeypatch):
+    monkeypatch.setattr(views, "SEARCH_COUNT_LIMIT", 1)
+    for name in ("inquiry_en.eml", "with_attachment.eml", "reply_in_thread.eml"):
+        make_ready_draft(mailbox, name)
+    everything = alice_client.get(reverse("queue"))
+    assert everything.context["tabs"][0]["count"] == 3
+    assert b"search-capped" not in everything.content
+    page = alice_client.get(reverse("queue"), {"q": "olivia"})  # two of the three
+    assert page.context["at_least"] is True
+    assert 'class="count">2+<' in page.content.decode()  # at least 2 (limit + 1 seen)
+    assert b"search-capped" in page.content
+    narrow = alice_client.get(reverse("queue"), {"q": "fabrikam"})
+    assert narrow.context["at_least"] is False
+    assert narrow.context["tabs"][0]["count"] == 1
