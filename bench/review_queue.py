@@ -40,11 +40,11 @@ CASES = [
     ("supervisor", {"order": "newest"}),
     ("supervisor", {"q": "SmartDesk"}),
     ("supervisor", {"q": "customer4242@example.com"}),
-    ("supervisor", {"q": "AC00004242"}),
+    ("supervisor", {"q": "处理发票"}),
     ("reviewer", {}),
     ("reviewer", {"mine": "1"}),
     ("reviewer", {"q": "发票"}),
-    ("reviewer", {"q": "客户 同步"}),
+    ("reviewer", {"q": "stopped syncing"}),
 ]
 
 

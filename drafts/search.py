@@ -8,7 +8,7 @@ any search of two or more characters is a phrase of pairs and a single character
 The result is stored in ``Message.search_text`` and indexed by the database itself: an FTS5
 table kept in step by triggers on SQLite, a stored ``to_tsvector('simple', …)`` column with
 a GIN index on PostgreSQL (see `ensure_index`). A query is cut the same way; its terms must
-all match, and Latin words match as prefixes ("sync" finds "syncing").
+all match, and the last Latin word matches as a prefix ("sync" finds "syncing").
 """
 
 from __future__ import annotations
@@ -44,9 +44,14 @@ def document(*parts: str) -> str:
 
 
 def terms(query: str) -> list[tuple[list[str], bool]]:
-    """The query as (phrase, is_prefix) terms: CJK runs as pairs, Latin words as prefixes."""
+    """The query as (phrase, is_prefix) terms: CJK runs as pairs, Latin words as words.
+
+    The last Latin word also matches as a prefix, for a word still being typed; the others
+    match exactly, so that "customer42 order" does not find customer420 to customer429.
+    """
+    tokens = _TOKEN.findall(query)[:MAX_QUERY_TERMS]
     found = []
-    for token in _TOKEN.findall(query)[:MAX_QUERY_TERMS]:
+    for position, token in enumerate(tokens, start=1):
         if _is_cjk(token):
             if len(token) == 1:
                 found.append(([token], True))
@@ -54,7 +59,7 @@ def terms(query: str) -> list[tuple[list[str], bool]]:
                 found.append(([token[i : i + 2] for i in range(len(token) - 1)], False))
         else:
             # A one-letter prefix would expand to most of the index: match it exactly.
-            found.append(([token.casefold()], len(token) > 1))
+            found.append(([token.casefold()], position == len(tokens) and len(token) > 1))
     return found
 
 
@@ -74,21 +79,34 @@ def _tsquery(found: list[tuple[list[str], bool]]) -> str:
     return " & ".join(parts)
 
 
-def matching_message_ids(query: str) -> RawSQL | None:
-    """A subquery of the ids of messages matching ``query``; None when it has no words."""
-    found = terms(query)
-    if not found:
-        return None
+def _match_sql(found: list[tuple[list[str], bool]]) -> tuple[str, list[object]]:
     if connection.vendor == "postgresql":
-        return RawSQL(
+        return (
             "SELECT id FROM drafts_message"
             " WHERE search_vector @@ to_tsquery('simple'::regconfig, %s)",
             [_tsquery(found)],
         )
-    return RawSQL(
+    return (
         "SELECT rowid FROM drafts_message_fts WHERE drafts_message_fts MATCH %s",
         [_fts5_query(found)],
     )
+
+
+def matching_message_ids(query: str) -> RawSQL | None:
+    """A subquery of the ids of messages matching ``query``; None when it has no words."""
+    found = terms(query)
+    return RawSQL(*_match_sql(found)) if found else None
+
+
+def first_matching_ids(query: str, limit: int) -> list[int]:
+    """The ids of the first ``limit`` messages the index finds for ``query`` (any order)."""
+    found = terms(query)
+    if not found:
+        return []
+    sql, params = _match_sql(found)
+    with connection.cursor() as cursor:
+        cursor.execute(f"{sql} LIMIT %s", [*params, limit])
+        return [row[0] for row in cursor.fetchall()]
 
 
 _SQLITE_INDEX = [
