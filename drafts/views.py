@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
-from drafts import search, stats
+from drafts import fields, search, stats
 from drafts.access import drafts_for, mailboxes_for, reviewers_of, supervisor_required
 from drafts.models import Draft, PromptTemplate
 from inference.drafting import INTENTS
@@ -168,11 +168,14 @@ def draft_detail(request: HttpRequest, draft_id: int) -> HttpResponse:
         .values_list("id", flat=True)
         .first()
     )
+    field_rows, text_segments = fields.annotate(draft.message.text, draft.fields or {})
     return render(
         request,
         "drafts/draft_detail.html",
         {
             "draft": draft,
+            "field_rows": field_rows,
+            "text_segments": text_segments,
             "message": draft.message,
             "thread": thread,
             "events": draft.events.select_related("user"),

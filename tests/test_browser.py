@@ -318,3 +318,59 @@ def test_hostile_mail_runs_nothing_and_loads_nothing_from_elsewhere(visit, mailb
     assert visitor.dialogs == []
     assert any(url.endswith(f"/messages/{draft.message_id}/body.html") for url in visitor.requests)
     assert visitor.foreign_requests() == []
+
+
+def test_a_reviewer_switches_the_interface_to_chinese_and_it_stays(visit, mailbox, alice):
+    make_ready_draft(mailbox)
+    visitor = visit("alice")
+    page = visitor.page
+    expect(page.locator("header nav")).to_contain_text("Queue")
+    page.get_by_label("Interface language").select_option("zh-hans")
+    page.get_by_role("button", name="Switch").click()
+    expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
+    expect(page.locator("header nav")).to_contain_text("审核队列")
+    expect(page.locator("[data-tab=review]")).to_contain_text("待审核")
+    expect(page.get_by_placeholder("搜索主题、发件人、正文")).to_be_visible()
+    expect(page.get_by_role("link", name=PRICING)).to_be_visible()  # the mail itself is as sent
+
+    # The choice belongs to the user, not the browser: a fresh English browser gets Chinese.
+    page.get_by_role("button", name="退出登录").click()
+    again = visit("alice").page
+    expect(again.locator("header nav")).to_contain_text("审核队列")
+    again.get_by_label("界面语言").select_option("en")
+    again.get_by_role("button", name="切换").click()
+    expect(again.locator("header nav")).to_contain_text("Queue")
+    expect(again.locator("html")).to_have_attribute("lang", "en")
+
+
+def test_an_extracted_field_shows_where_the_email_says_it(visit, mailbox, alice):
+    fields = {
+        "customer_name": [
+            {"value": "Olivia Brown", "source": "header", "span": [0, 12], "verified": True}
+        ],
+        "key_dates": [
+            {
+                "value": "December 15",
+                "source": "pattern",
+                "span": [0, 11],
+                "verified": True,
+                "normalized": "2026-12-15",
+            }
+        ],
+        "product": [{"value": "Acme ERP", "source": "model", "span": None, "verified": False}],
+    }
+    draft = make_ready_draft(mailbox, fields=fields)
+    page = visit("alice").page
+    page.goto(f"/drafts/{draft.pk}/")
+    date = page.locator("table.fields a.field", has_text="December 15")
+    expect(date).to_have_attribute("title", re.compile("exact pattern · 2026-12-15"))
+    mark = page.locator("pre.email-text mark#source-key_dates-0")
+    expect(mark).to_have_text("December 15")
+    date.click()
+    expect(mark).to_have_class(re.compile("flash"))
+    expect(mark).to_be_in_viewport()
+    page.locator("table.fields a.field", has_text="Olivia Brown").hover()
+    expect(page.locator("mark#source-customer_name-0")).to_have_class(re.compile("active"))
+    # A value the email does not contain is shown as unverified and marks nothing.
+    expect(page.locator("table.fields span.field.unverified")).to_have_text("Acme ERP")
+    expect(page.locator("pre.email-text mark")).to_have_count(2)
