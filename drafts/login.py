@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib.auth.views import LoginView
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
+from django.utils.translation import gettext as _
 
 
 def _keys(request: HttpRequest) -> list[str]:
@@ -32,8 +33,11 @@ class RateLimitedLoginView(LoginView):
             form = self.get_form()
             form.add_error(
                 None,
-                f"Too many failed logins. Try again in {settings.REPLYHUB_LOGIN_LOCKOUT_MINUTES} "
-                "minutes, or ask an admin to reset your password.",
+                _(
+                    "Too many failed logins. Try again in %(minutes)s minutes, "
+                    "or ask an admin to reset your password."
+                )
+                % {"minutes": settings.REPLYHUB_LOGIN_LOCKOUT_MINUTES},
             )
             return self.render_to_response(self.get_context_data(form=form), status=429)
         response = super().post(request, *args, **kwargs)

@@ -14,15 +14,28 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext_lazy
 
 from drafts import mailparse
 from drafts.access import attachments_for, mailboxes_for, messages_for, sees_all_mailboxes
-from drafts.ingest import import_paths
+from drafts.ingest import ImportReport, import_paths
 from drafts.models import Mailbox, Message
 
 # What the email's HTML may load inside its sandboxed frame: nothing, unless the reviewer
 # asked for remote images.
 BODY_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src {img}; sandbox"
+
+# Why a message got no draft (Message.auto_kind), as the "Not drafted" page shows it.
+NO_DRAFT_REASONS = {
+    "auto-reply": pgettext_lazy("why no draft", "auto-reply"),
+    "bounce": pgettext_lazy("why no draft", "bounce"),
+    "bulk": pgettext_lazy("why no draft", "bulk"),
+    "list": pgettext_lazy("why no draft", "list"),
+    "oversize": pgettext_lazy("why no draft", "oversize"),
+    "rate-limited": pgettext_lazy("why no draft", "rate-limited"),
+}
+# As much of an uploaded file as the importer reads to decide whether it is mail.
+MAIL_HEAD_BYTES = 4096
 
 
 @login_required
@@ -49,6 +62,8 @@ def not_drafted(request: HttpRequest) -> HttpResponse:
         .order_by("-date", "-id")
     )
     page = Paginator(stored, 50).get_page(request.GET.get("page"))
+    for message in page:
+        message.reason = NO_DRAFT_REASONS.get(message.auto_kind, message.auto_kind)
     return render(request, "drafts/not_drafted.html", {"page": page})
 
 
@@ -82,7 +97,7 @@ def attachment_download(request: HttpRequest, attachment_id: int) -> HttpRespons
     attachment = get_object_or_404(attachments_for(request.user), pk=attachment_id)
     if not attachment.stored:
         return HttpResponse(
-            "This attachment was over the size limit; only its name and size were kept.",
+            _("This attachment was over the size limit; only its name and size were kept."),
             status=410,
             content_type="text/plain; charset=utf-8",
         )
@@ -117,6 +132,16 @@ def upload(request: HttpRequest) -> HttpResponse:
                 for chunk in upload_file.chunks():
                     out.write(chunk)
             names[str(path)] = Path(upload_file.name).name
+        # The importer checks this too, but says it in English for the command line.
+        for path, name in names.items():
+            with Path(path).open("rb") as handle:
+                if not mailparse.looks_like_mail(handle.read(MAIL_HEAD_BYTES)):
+                    error = _(
+                        "%(file)s: not an email message or mbox file "
+                        "(it does not start with mail headers)"
+                    ) % {"file": name}
+                    messages.error(request, _("Nothing imported: %(error)s") % {"error": error})
+                    return redirect("upload")
         try:
             report = import_paths([Path(p) for p in names], mailbox)
         except mailparse.NotMailError as exc:
@@ -127,6 +152,34 @@ def upload(request: HttpRequest) -> HttpResponse:
             return redirect("upload")
     messages.success(
         request,
-        _("Imported into %(mailbox)s: %(report)s.") % {"mailbox": mailbox, "report": report},
+        _("Imported into %(mailbox)s: %(report)s.")
+        % {"mailbox": mailbox, "report": report_text(report)},
     )
     return redirect(reverse("queue") + "?tab=pending")
+
+
+def report_text(report: ImportReport) -> str:
+    """What an upload imported, in the user's language (str(report) is the command line's)."""
+    counts = {
+        "added": report.added,
+        "duplicates": report.duplicates,
+        "drafts": report.drafts,
+        "no_draft": report.no_draft,
+        "not_mail": report.not_mail,
+    }
+    if report.not_mail:
+        return (
+            _(
+                "%(added)s new message(s), %(duplicates)s already stored, %(drafts)s queued "
+                "for a draft, %(no_draft)s stored without a draft, %(not_mail)s piece(s) of "
+                "mbox skipped as not mail"
+            )
+            % counts
+        )
+    return (
+        _(
+            "%(added)s new message(s), %(duplicates)s already stored, %(drafts)s queued "
+            "for a draft, %(no_draft)s stored without a draft"
+        )
+        % counts
+    )

@@ -17,6 +17,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from drafts import search
 from inference.drafting import INTENTS, TEMPLATE_VARIABLES
@@ -28,9 +29,9 @@ class StaffProfile(models.Model):
 
     REVIEWER, SUPERVISOR, ADMIN = "reviewer", "supervisor", "admin"
     ROLES = [
-        (REVIEWER, "Reviewer: drafts of the mailboxes assigned to them"),
-        (SUPERVISOR, "Supervisor: all mailboxes, and the stats"),
-        (ADMIN, "Admin: also templates, mailboxes and users"),
+        (REVIEWER, gettext_lazy("Reviewer: drafts of the mailboxes assigned to them")),
+        (SUPERVISOR, gettext_lazy("Supervisor: all mailboxes, and the stats")),
+        (ADMIN, gettext_lazy("Admin: also templates, mailboxes and users")),
     ]
 
     user = models.OneToOneField(
@@ -69,7 +70,11 @@ class Mailbox(models.Model):
     imap_port = models.PositiveIntegerField(default=993)
     imap_security = models.CharField(
         max_length=10,
-        choices=[("ssl", "SSL/TLS"), ("starttls", "STARTTLS"), ("none", "None (local only)")],
+        choices=[
+            ("ssl", "SSL/TLS"),
+            ("starttls", "STARTTLS"),
+            ("none", gettext_lazy("None (local only)")),
+        ],
         default="ssl",
     )
     imap_user = models.CharField(max_length=200, blank=True)
@@ -86,6 +91,9 @@ class Mailbox(models.Model):
     imap_uidvalidity = models.BigIntegerField(null=True, blank=True, editable=False)
     imap_last_uid = models.BigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "mailboxes"
 
     def __str__(self) -> str:
         return self.name
@@ -158,7 +166,9 @@ class Message(models.Model):
         Thread, null=True, on_delete=models.SET_NULL, related_name="messages"
     )
     direction = models.CharField(
-        max_length=3, choices=[(INBOUND, "received"), (OUTBOUND, "sent")], default=INBOUND
+        max_length=3,
+        choices=[(INBOUND, gettext_lazy("received")), (OUTBOUND, gettext_lazy("sent"))],
+        default=INBOUND,
     )
     raw = models.BinaryField()
     sha256 = models.CharField(max_length=64)
@@ -377,23 +387,23 @@ class Draft(models.Model):
     SEND_FAILED = "send_failed"
     REJECTED = "rejected"
     STATUSES = [
-        (QUEUED, "Waiting for the model"),
-        (GENERATING, "Generating"),
-        (FAILED, "Generation failed"),
-        (READY, "Awaiting review"),
-        (APPROVED, "Approved, waiting to send"),
-        (SENDING, "Approved, sending"),
-        (SENT, "Sent"),
-        (SEND_FAILED, "Approved, sending failed"),
-        (REJECTED, "Rejected"),
+        (QUEUED, gettext_lazy("Waiting for the model")),
+        (GENERATING, gettext_lazy("Generating")),
+        (FAILED, gettext_lazy("Generation failed")),
+        (READY, gettext_lazy("Awaiting review")),
+        (APPROVED, gettext_lazy("Approved, waiting to send")),
+        (SENDING, gettext_lazy("Approved, sending")),
+        (SENT, gettext_lazy("Sent")),
+        (SEND_FAILED, gettext_lazy("Approved, sending failed")),
+        (REJECTED, gettext_lazy("Rejected")),
     ]
     REJECT_REASONS = [
-        ("wrong_intent", "Wrong intent or misunderstood the email"),
-        ("wrong_facts", "Wrong or invented facts"),
-        ("tone", "Tone or format not acceptable"),
-        ("needs_human", "Needs a personal answer"),
-        ("no_reply_needed", "No reply needed"),
-        ("other", "Other"),
+        ("wrong_intent", gettext_lazy("Wrong intent or misunderstood the email")),
+        ("wrong_facts", gettext_lazy("Wrong or invented facts")),
+        ("tone", gettext_lazy("Tone or format not acceptable")),
+        ("needs_human", gettext_lazy("Needs a personal answer")),
+        ("no_reply_needed", gettext_lazy("No reply needed")),
+        ("other", gettext_lazy("Other")),
     ]
 
     message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="draft")
@@ -595,7 +605,8 @@ class Draft(models.Model):
             "user": user,
             "action": ReviewEvent.REJECT,
             "text_before": self.reply_text,
-            "note": f"{dict(self.REJECT_REASONS).get(reason, reason)}: {note}".rstrip(": "),
+            "reason": reason,
+            "note": note,
         }
         return self._transition(
             [self.READY],
@@ -686,15 +697,15 @@ class ReviewEvent(models.Model):
     )
     REGENERATE, REASSIGN = "regenerate", "reassign"
     ACTIONS = [
-        (EDIT, "Edited"),
-        (APPROVE, "Approved"),
-        (REJECT, "Rejected"),
-        (RETRY, "Retried generation"),
-        (RETRY_SEND, "Retried sending"),
-        (SENT, "Sent"),
-        (SEND_FAILED, "Sending failed"),
-        (REGENERATE, "Asked the model again"),
-        (REASSIGN, "Reassigned"),
+        (EDIT, gettext_lazy("Edited")),
+        (APPROVE, gettext_lazy("Approved")),
+        (REJECT, gettext_lazy("Rejected")),
+        (RETRY, gettext_lazy("Retried generation")),
+        (RETRY_SEND, gettext_lazy("Retried sending")),
+        (SENT, gettext_lazy("Sent")),
+        (SEND_FAILED, gettext_lazy("Sending failed")),
+        (REGENERATE, gettext_lazy("Asked the model again")),
+        (REASSIGN, gettext_lazy("Reassigned")),
     ]
 
     draft = models.ForeignKey(Draft, on_delete=models.CASCADE, related_name="events")
@@ -704,6 +715,8 @@ class ReviewEvent(models.Model):
     action = models.CharField(max_length=20, choices=ACTIONS)
     text_before = models.TextField(blank=True)
     text_after = models.TextField(blank=True)
+    # The reason's key, shown in the reader's language (a rejection's free text is the note).
+    reason = models.CharField(max_length=30, choices=Draft.REJECT_REASONS, blank=True)
     note = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from statistics import median
 
+from django.utils.translation import gettext as _
+
 from drafts.models import Draft
 
 DECIDED = [Draft.APPROVED, Draft.SENDING, Draft.SENT, Draft.SEND_FAILED, Draft.REJECTED]
@@ -30,14 +32,14 @@ class ReviewerRow:
         return round(100 * count / self.decided) if self.decided else 0
 
     @property
-    def bar(self) -> list[tuple[str, int, int]]:
-        """(css class, percent, count) per kind of decision."""
+    def bar(self) -> list[tuple[str, str, int, int]]:
+        """(css class, label, percent, count) per kind of decision."""
         kinds = [
-            ("unchanged", self.approved_unchanged),
-            ("edited", self.approved_edited),
-            ("rejected", self.rejected),
+            ("unchanged", _("approved unchanged"), self.approved_unchanged),
+            ("edited", _("approved after edits"), self.approved_edited),
+            ("rejected", _("rejected"), self.rejected),
         ]
-        return [(kind, self.share(count), count) for kind, count in kinds]
+        return [(kind, label, self.share(count), count) for kind, label, count in kinds]
 
     @property
     def median_display(self) -> str:
@@ -45,7 +47,9 @@ class ReviewerRow:
             return "–"
         minutes, seconds = divmod(round(self.median_seconds), 60)
         hours, minutes = divmod(minutes, 60)
-        return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {seconds:02d}s"
+        if hours:
+            return _("%(hours)sh %(minutes)sm") % {"hours": hours, "minutes": f"{minutes:02d}"}
+        return _("%(minutes)sm %(seconds)ss") % {"minutes": minutes, "seconds": f"{seconds:02d}"}
 
 
 def per_reviewer() -> list[ReviewerRow]:

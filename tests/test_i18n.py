@@ -6,12 +6,15 @@ import ast
 import gettext
 import io
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import polib
 import pytest
+from django.apps import apps
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.template import engines
 from django.templatetags.i18n import BlockTranslateNode, TranslateNode
@@ -19,9 +22,11 @@ from django.test import override_settings
 from django.urls import reverse
 from django.utils import translation
 
+from drafts import stats
+from drafts.ingest import ingest_message
 from drafts.management.commands.compile_translations import compile_catalogues
-from drafts.models import StaffProfile
-from tests.conftest import make_ready_draft
+from drafts.models import Draft, StaffProfile
+from tests.conftest import DEMO_INBOX, MAIL_DIR, mail_bytes, make_ready_draft
 
 BASE_DIR = Path(settings.BASE_DIR)
 PO_PATH = BASE_DIR / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po"
@@ -104,6 +109,155 @@ def test_flash_messages_follow_the_language(client, alice, mailbox):
         follow=True,
     )
     assert "修改已保存。" in response.text
+
+
+@pytest.mark.django_db
+def test_statuses_reject_reasons_and_history_are_in_chinese(client, alice, mailbox):
+    draft = make_ready_draft(mailbox)
+    login(client, alice, "zh-hans")
+    client.post(
+        reverse("draft_action", args=[draft.pk]),
+        {"action": "save", "reply_text": "新的回复", "version": draft.version},
+    )
+    page = client.get(reverse("draft", args=[draft.pk])).text
+    assert '<span class="status ready">待审核</span>' in page
+    assert '<option value="wrong_intent">意图判断错误或误解了邮件</option>' in page
+    assert '<option value="tone">语气或格式不合适</option>' in page
+    assert '<option value="other">其他</option>' in page
+    assert "已修改 · 操作人：alice" in page
+    assert "Tone or format not acceptable" not in page
+    assert "Edited by" not in page
+
+    draft.refresh_from_db()
+    client.post(
+        reverse("draft_action", args=[draft.pk]),
+        {"action": "reject", "reason": "wrong_facts", "version": draft.version},
+    )
+    page = client.get(reverse("draft", args=[draft.pk])).text
+    assert '<span class="status rejected">已驳回</span>' in page
+    assert "已驳回 · 操作人：alice" in page
+    assert "事实错误或凭空编造" in page
+    queue = client.get(reverse("queue") + "?tab=rejected").text
+    assert '<span class="status rejected">已驳回</span>' in queue
+    # The reason is stored as a key: an English reader sees it in English.
+    login(client, alice, "en")
+    assert "Wrong or invented facts" in client.get(reverse("draft", args=[draft.pk])).text
+
+
+@pytest.mark.django_db
+def test_every_choice_label_is_translated():
+    """Choice labels of the app's models change with the language (protocol names aside)."""
+    untranslatable = {"SSL/TLS", "STARTTLS", *dict(settings.LANGUAGES).values()}
+    for model in apps.get_app_config("drafts").get_models():
+        for field in model._meta.get_fields():
+            for _value, label in getattr(field, "choices", None) or []:
+                with translation.override("en"):
+                    english = str(label)
+                if english in untranslatable:
+                    continue
+                with translation.override("zh-hans"):
+                    assert str(label) != english, f"{model.__name__}.{field.name}: {english}"
+
+
+@pytest.mark.django_db
+def test_a_chinese_supervisor_sees_the_stats_in_chinese(client, alice, carol, mailbox):
+    unchanged = make_ready_draft(mailbox)
+    unchanged.approve(alice, unchanged.generated_text)
+    rejected = make_ready_draft(mailbox, "chinese_gb2312.eml")
+    rejected.reject(alice, "tone")
+    for draft in (unchanged, rejected):
+        draft.refresh_from_db()
+        Draft.objects.filter(pk=draft.pk).update(ready_at=draft.decided_at - timedelta(minutes=4))
+    page = login(client, carol, "zh-hans").get(reverse("stats")).text
+    assert "<title>统计 · ReplyHub</title>" in page
+    assert "<h1>审核员</h1>" in page
+    assert "<th>处理用时中位数</th>" in page
+    assert "<td>4 分 00 秒</td>" in page
+    assert 'aria-label="原样批准 1，修改后批准 0，驳回 1"' in page
+    assert 'title="原样批准：1"' in page
+    assert 'title="驳回：1"' in page
+    assert "4m 00s" not in page
+    assert "approved unchanged" not in page
+
+
+@pytest.mark.django_db
+def test_the_stats_in_english_are_unchanged(client, alice, carol, mailbox):
+    draft = make_ready_draft(mailbox)
+    draft.approve(alice, "Another reply.")
+    Draft.objects.filter(pk=draft.pk).update(ready_at=draft.decided_at - timedelta(minutes=75))
+    page = login(client, carol, "en").get(reverse("stats")).text
+    assert "<td>1h 15m</td>" in page
+    assert 'title="approved after edits: 1"' in page
+    with translation.override("zh-hans"):
+        row = stats.per_reviewer()[0]
+        assert row.median_display == "1 小时 15 分"
+
+
+@pytest.mark.django_db
+def test_the_upload_page_and_its_report_are_in_chinese(client, alice, mailbox):
+    login(client, alice, "zh-hans")
+    page = client.get(reverse("upload")).text
+    assert "<h1>导入邮件</h1>" in page
+    assert "支持 .eml 或 mbox 文件。" in page
+    assert ">导入</button>" in page
+    files = [
+        SimpleUploadedFile("inquiry.eml", mail_bytes("inquiry_en.eml")),
+        SimpleUploadedFile("inbox.mbox", DEMO_INBOX.read_bytes()),
+    ]
+    page = client.post(reverse("upload"), {"files": files}, follow=True).text
+    assert "已导入到 default：新邮件 31 封，已存在 0 封，" in page
+    assert "new message(s)" not in page
+
+    again = [SimpleUploadedFile("inquiry.eml", mail_bytes("inquiry_en.eml"))]
+    page = client.post(reverse("upload"), {"files": again}, follow=True).text
+    assert (
+        "已导入到 default：新邮件 0 封，已存在 1 封，0 封等待生成草稿，0 封已存档、不生成草稿。"
+        in page
+    )
+
+
+@pytest.mark.django_db
+def test_an_upload_that_is_not_mail_is_refused_in_chinese(client, alice, mailbox):
+    files = [
+        SimpleUploadedFile("inquiry.eml", mail_bytes("inquiry_en.eml")),
+        SimpleUploadedFile("holiday.png", (MAIL_DIR.parent / "not_mail.png").read_bytes()),
+    ]
+    login(client, alice, "zh-hans")
+    page = client.post(reverse("upload"), {"files": files}, follow=True).text
+    assert "未导入任何邮件：holiday.png：不是邮件或 mbox 文件（文件开头不是邮件头）" in page
+    assert "not an email message" not in page
+    assert not mailbox.messages.exists()
+
+
+@pytest.mark.django_db
+def test_the_not_drafted_page_says_why_in_chinese(client, alice, mailbox):
+    ingest_message(mailbox, mail_bytes("out_of_office.eml"))
+    page = login(client, alice, "zh-hans").get(reverse("not_drafted")).text
+    assert "<h1>已存档、未生成草稿的邮件</h1>" in page
+    assert '<span class="status">自动回复</span>' in page
+    assert "auto-reply" not in page
+
+
+@pytest.mark.django_db
+def test_the_login_lockout_is_in_the_browser_language(client, alice, settings):
+    settings.REPLYHUB_LOGIN_ATTEMPTS = 3
+    settings.REPLYHUB_LOGIN_LOCKOUT_MINUTES = 15
+    chinese = {"HTTP_ACCEPT_LANGUAGE": "zh-CN,zh;q=0.9"}
+    for _attempt in range(3):
+        response = client.post(
+            reverse("login"), {"username": "alice", "password": "wrong"}, **chinese
+        )
+        assert "用户名" in response.text
+    locked = client.post(
+        reverse("login"), {"username": "alice", "password": "alice-password-1"}, **chinese
+    )
+    assert locked.status_code == 429
+    assert (
+        '<p class="error">登录失败次数过多。请在 15 分钟后重试，或联系管理员重置密码。</p>'
+        in locked.text
+    )
+    assert "Too many failed logins" not in locked.text
+    assert "_auth_user_id" not in client.session
 
 
 @pytest.mark.django_db
@@ -239,19 +393,21 @@ def marked_in_templates() -> set[tuple[str | None, str]]:
 
 
 def marked_in_python() -> set[tuple[str | None, str]]:
-    """msgids of every gettext call with a literal string in the app's Python code."""
+    """(context, msgid) of every gettext call with literal strings in the app's Python code."""
     found = set()
     for path in [*(BASE_DIR / "drafts").rglob("*.py"), *(BASE_DIR / "replyhub").rglob("*.py")]:
         for node in ast.walk(ast.parse(path.read_text())):
-            if (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Name)
-                and node.func.id in ("_", "gettext", "gettext_lazy")
-                and node.args
-                and isinstance(node.args[0], ast.Constant)
-                and isinstance(node.args[0].value, str)
-            ):
-                found.add((None, node.args[0].value))
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+                continue
+            literals = [
+                a.value if isinstance(a, ast.Constant) and isinstance(a.value, str) else None
+                for a in node.args
+            ]
+            if node.func.id in ("_", "gettext", "gettext_lazy") and literals and literals[0]:
+                found.add((None, literals[0]))
+            elif node.func.id in ("pgettext", "pgettext_lazy") and len(literals) == 2:
+                if None not in literals:
+                    found.add((literals[0], literals[1]))
     return found
 
 

@@ -107,7 +107,10 @@ def test_reject_needs_a_reason(alice_client, mailbox):
     draft.refresh_from_db()
     assert draft.status == Draft.REJECTED
     assert draft.reject_reason == "wrong_facts"
-    assert draft.events.get().note == "Wrong or invented facts: invented a price"
+    event = draft.events.get()
+    assert (event.reason, event.note) == ("wrong_facts", "invented a price")
+    page = alice_client.get(reverse("draft", args=[draft.pk])).text
+    assert "Rejected by alice — Wrong or invented facts: invented a price" in page
 
 
 def test_a_failed_draft_shows_its_reason_and_can_be_retried(alice_client, mailbox):
