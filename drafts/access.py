@@ -11,11 +11,12 @@ from functools import wraps
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 
-from drafts.models import Attachment, Draft, Mailbox, Message, StaffProfile
+from drafts.models import ADMIN_GROUP, Attachment, Draft, Mailbox, Message, StaffProfile
 
 
 def sees_all_mailboxes(user: object) -> bool:
@@ -52,6 +53,34 @@ def reviewers_of(mailbox: Mailbox) -> QuerySet:
     staff = Q(review_mailboxes=mailbox) | Q(is_superuser=True)
     staff |= Q(profile__role__in=[StaffProfile.SUPERVISOR, StaffProfile.ADMIN])
     return get_user_model().objects.filter(staff, is_active=True).distinct().order_by("username")
+
+
+# What the admin role may do in the Django admin; everything else there is read-only.
+ADMIN_PERMISSIONS = {
+    "drafts": {
+        "mailbox": ("add", "change", "delete", "view"),
+        "prompttemplate": ("add", "change", "view"),
+        "samplingrule": ("add", "change", "delete", "view"),
+        "staffprofile": ("add", "change", "view"),
+        "draft": ("view",),
+        "message": ("view",),
+        "thread": ("view",),
+        "reviewevent": ("view",),
+    },
+    "auth": {"user": ("add", "change", "view")},
+}
+
+
+def admin_group() -> Group:
+    """The group that gives the admin role its permissions, created and kept up to date."""
+    group, _ = Group.objects.get_or_create(name=ADMIN_GROUP)
+    wanted = Q(pk__in=[])
+    for app_label, models in ADMIN_PERMISSIONS.items():
+        for model, actions in models.items():
+            codenames = [f"{action}_{model}" for action in actions]
+            wanted |= Q(content_type__app_label=app_label, codename__in=codenames)
+    group.permissions.set(Permission.objects.filter(wanted))
+    return group
 
 
 def supervisor_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

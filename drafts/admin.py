@@ -6,6 +6,7 @@ from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from drafts.models import (
@@ -38,6 +39,16 @@ class StaffUserAdmin(UserAdmin):
 
     inlines = (StaffProfileInline,)
     list_display = (*UserAdmin.list_display, "role")
+    # The role gives admin access; only a superuser hands out anything beyond it.
+    PRIVILEGES = ("is_staff", "is_superuser", "groups", "user_permissions")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: User | None = None) -> tuple:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        return fields if request.user.is_superuser else (*fields, *self.PRIVILEGES)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
+        users = super().get_queryset(request)
+        return users if request.user.is_superuser else users.filter(is_superuser=False)
 
     @admin.display(description="Role")
     def role(self, user: User) -> str:

@@ -19,6 +19,7 @@ class DraftsConfig(AppConfig):
     def ready(self) -> None:
         register(check_model_configured)
         post_migrate.connect(ensure_search_index, sender=self)
+        post_migrate.connect(grant_admin_access, sender=self)
 
 
 def ensure_search_index(using: str = "default", **kwargs: object) -> None:
@@ -50,3 +51,12 @@ def check_model_configured(app_configs: object = None, **kwargs: object) -> list
             )
         ]
     return []
+
+
+def grant_admin_access(using: str = "default", **kwargs: object) -> None:
+    """Staff given the admin role before roles opened the Django admin get in now."""
+    from drafts.models import StaffProfile
+
+    profiles = StaffProfile.objects.using(using).filter(role=StaffProfile.ADMIN)
+    for profile in profiles.select_related("user"):
+        profile.sync_admin_access()

@@ -23,6 +23,8 @@ from drafts import search
 from inference.drafting import INTENTS, TEMPLATE_VARIABLES
 from inference.sampling import SamplingRule as EngineSamplingRule
 
+ADMIN_GROUP = "ReplyHub admins"
+
 
 class StaffProfile(models.Model):
     """A staff member's role and interface language."""
@@ -43,6 +45,10 @@ class StaffProfile(models.Model):
     def __str__(self) -> str:
         return f"{self.user} ({self.role})"
 
+    def save(self, *args: object, **kwargs: object) -> None:
+        super().save(*args, **kwargs)
+        self.sync_admin_access()
+
     @staticmethod
     def role_of(user: object) -> str:
         """The user's role; superusers are admins, users without a profile reviewers."""
@@ -50,6 +56,24 @@ class StaffProfile(models.Model):
             return StaffProfile.ADMIN
         profile = StaffProfile.objects.filter(user=user).only("role").first()
         return profile.role if profile else StaffProfile.REVIEWER
+
+    def sync_admin_access(self) -> None:
+        """The role decides who enters the Django admin: admins do, with the admin group's
+        permissions (templates, mailboxes, sampling rules, users); others do not.
+        Superusers keep what they have."""
+        from drafts.access import admin_group
+
+        user = self.user
+        if user.is_superuser:
+            return
+        is_admin = self.role == self.ADMIN
+        if user.is_staff != is_admin:
+            user.is_staff = is_admin
+            user.save(update_fields=["is_staff"])
+        if is_admin:
+            user.groups.add(admin_group())
+        else:
+            user.groups.remove(*user.groups.filter(name=ADMIN_GROUP))
 
 
 class Mailbox(models.Model):
