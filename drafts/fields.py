@@ -7,10 +7,12 @@ it came from: the value in the fields table links to its highlighted place in th
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from django.utils.translation import gettext_lazy as _
 
+from inference import injection
 from inference.extract import locate
 
 FIELD_LABELS = {
@@ -27,6 +29,40 @@ SOURCE_LABELS = {
     "pattern": _("found by an exact pattern"),
     "model": _("suggested by the model"),
 }
+
+# The engine's flags are stable codes; a reviewer reads them as sentences in their language.
+FLAG_LABELS = {
+    "empty_reply": _("The reply is empty."),
+    "placeholder_text": _("The reply still has placeholder text such as “[Your Name]”."),
+    "language_mismatch": _("The email is in Chinese; the reply is not."),
+    "too_long": _("The reply is too long:"),
+    "unverified_field": _("Suggested by the model but not found in the email:"),
+    injection.INSTRUCTIONS: _("Possible prompt injection: instructions to the assistant"),
+    injection.DELIMITERS: _("Possible prompt injection: fake delimiters or chat roles"),
+    injection.OTHERS_DATA: _("Possible prompt injection: asks for other customers' data"),
+    injection.RECIPIENTS: _("Possible prompt injection: asks to change recipients"),
+    injection.CONTROL_CHARS: _("Possible prompt injection: zero-width or bidi characters"),
+    injection.HIDDEN_TEXT: _("Hidden text in the email"),
+}
+
+
+def describe_flag(flag: str) -> str:
+    """A flag as a sentence: its code's label, then the engine's detail (quotes, numbers)."""
+    for code in sorted(FLAG_LABELS, key=len, reverse=True):
+        if flag == code or flag.startswith((f"{code}:", f"{code} ", f"{code}(")):
+            detail = flag[len(code) :].lstrip(":").strip()
+            if code == "unverified_field":
+                detail = str(FIELD_LABELS.get(detail, detail))
+            elif code == "language_mismatch":
+                detail = ""
+            elif code == "too_long" and (limit := re.fullmatch(r"over (\d+) (\w+)", detail)):
+                detail = (
+                    _("over %(n)s characters")
+                    if limit[2] == "characters"
+                    else _("over %(n)s words")
+                ) % {"n": limit[1]}
+            return f"{FLAG_LABELS[code]} {detail}".strip()
+    return flag
 
 
 @dataclass(frozen=True)

@@ -175,6 +175,7 @@ def draft_detail(request: HttpRequest, draft_id: int) -> HttpResponse:
         {
             "draft": draft,
             "field_rows": field_rows,
+            "flags": [fields.describe_flag(flag) for flag in draft.flags],
             "text_segments": text_segments,
             "message": draft.message,
             "thread": thread,

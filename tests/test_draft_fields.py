@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import pytest
 from django.urls import reverse
+from django.utils import translation
 
-from drafts.fields import annotate
+from drafts.fields import annotate, describe_flag
 from tests.conftest import make_ready_draft
+
+
+@pytest.fixture(autouse=True)
+def _in_english():
+    """Labels are lazy: read them in English whatever a request before this activated."""
+    with translation.override("en"):
+        yield
+
 
 TEXT = "Hi, this is Olivia Brown. Order AC-1 arrived broken on 3 March; call 138-0013-8000."
 
@@ -66,3 +75,32 @@ def test_a_value_with_markup_is_shown_as_text(alice_client, mailbox):
     draft = make_ready_draft(mailbox, fields={"product": [entry("<b>x</b>", "model", False)]})
     page = alice_client.get(reverse("draft", args=[draft.pk])).content.decode()
     assert "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page
+
+
+@pytest.mark.parametrize(
+    ("flag", "shown"),
+    [
+        ("placeholder_text", "The reply still has placeholder text such as “[Your Name]”."),
+        ("too_long: over 200 characters", "The reply is too long: over 200 characters"),
+        ("unverified_field: product", "Suggested by the model but not found in the email: Product"),
+        (
+            'prompt_injection: instructions to the assistant (in hidden text) — "ignore"',
+            'Possible prompt injection: instructions to the assistant (in hidden text) — "ignore"',
+        ),
+        ("something_new: kept as it is", "something_new: kept as it is"),
+    ],
+)
+def test_flags_read_as_sentences(flag, shown):
+    assert describe_flag(flag) == shown
+
+
+@pytest.mark.django_db
+def test_a_chinese_reviewer_reads_the_flags_in_chinese(client, alice, mailbox):
+    from drafts.models import StaffProfile
+
+    StaffProfile.objects.create(user=alice, language="zh-hans")
+    draft = make_ready_draft(mailbox, flags=["language_mismatch: x", "too_long: over 120 words"])
+    client.force_login(alice)
+    page = client.get(reverse("draft", args=[draft.pk])).text
+    assert "⚑ 来信是中文，回复却不是中文。" in page
+    assert "⚑ 回复过长： 超过 120 个单词" in page
