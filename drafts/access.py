@@ -66,6 +66,7 @@ ADMIN_PERMISSIONS = {
         "message": ("view",),
         "thread": ("view",),
         "reviewevent": ("view",),
+        "outbox": ("view",),
     },
     "auth": {"user": ("add", "change", "view")},
 }

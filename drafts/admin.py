@@ -13,6 +13,7 @@ from drafts.models import (
     Draft,
     Mailbox,
     Message,
+    Outbox,
     PromptTemplate,
     ReviewEvent,
     SamplingRule,
@@ -114,6 +115,16 @@ class ThreadAdmin(ReadOnlyAdmin):
 class DraftAdmin(ReadOnlyAdmin):
     list_display = ("message", "status", "intent", "confidence", "decided_by", "created_at")
     list_filter = ("status", "intent")
+
+
+@admin.register(Outbox)
+class OutboxAdmin(ReadOnlyAdmin):
+    """Every reply's delivery; a person decides failed or uncertain ones on the draft page."""
+
+    list_display = ("message_id", "recipient", "state", "attempts", "sent_at", "mailbox")
+    list_filter = ("state", "mailbox")
+    search_fields = ("message_id", "recipient")
+    exclude = ("raw",)
 
 
 @admin.register(ReviewEvent)

@@ -20,6 +20,7 @@ class DraftsConfig(AppConfig):
         register(check_model_configured)
         post_migrate.connect(ensure_search_index, sender=self)
         post_migrate.connect(grant_admin_access, sender=self)
+        post_migrate.connect(schedule_outbox_sweep, sender=self)
 
 
 def ensure_search_index(using: str = "default", **kwargs: object) -> None:
@@ -60,3 +61,18 @@ def grant_admin_access(using: str = "default", **kwargs: object) -> None:
     profiles = StaffProfile.objects.using(using).filter(role=StaffProfile.ADMIN)
     for profile in profiles.select_related("user"):
         profile.sync_admin_access()
+
+
+def schedule_outbox_sweep(using: str = "default", **kwargs: object) -> None:
+    """Every minute a worker retries due replies and flags ones stuck while sending."""
+    from django_q.models import Schedule
+
+    Schedule.objects.using(using).update_or_create(
+        func="drafts.sending.sweep_outbox",
+        defaults={
+            "name": "Outbox: retries and stuck sends",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 1,
+            "repeats": -1,
+        },
+    )

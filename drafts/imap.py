@@ -64,8 +64,32 @@ def connect(mailbox: Mailbox) -> imaplib.IMAP4:
     return client
 
 
+def _quoted(folder: str) -> str:
+    return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def append_sent(mailbox: Mailbox, raw: bytes) -> None:
+    """Keep a sent reply in the mailbox's Sent folder, read, as a mail client would."""
+    client = connect(mailbox)
+    folder = _quoted(mailbox.imap_sent_folder)
+    try:
+        for _ in range(2):
+            status, detail = client.append(
+                folder, "(\\Seen)", imaplib.Time2Internaldate(time.time()), raw
+            )
+            if status == "OK" or b"TRYCREATE" not in b" ".join(detail or [b""]):
+                break
+            client.create(folder)  # the server says the folder does not exist yet
+        if status != "OK":
+            raise IMAPConfigError(
+                f"Mailbox {mailbox.name}: could not add to {mailbox.imap_sent_folder!r}: {detail}"
+            )
+    finally:
+        _logout(client)
+
+
 def _select(client: imaplib.IMAP4, mailbox: Mailbox) -> int:
-    folder = '"' + mailbox.imap_folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    folder = _quoted(mailbox.imap_folder)
     status, _ = client.select(folder)
     if status != "OK":
         raise IMAPConfigError(f"Mailbox {mailbox.name}: no folder {mailbox.imap_folder!r}")

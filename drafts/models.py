@@ -9,7 +9,6 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from email.utils import make_msgid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -111,6 +110,15 @@ class Mailbox(models.Model):
     imap_folder = models.CharField(max_length=200, default="INBOX")
     imap_mark_seen = models.BooleanField(
         default=True, help_text="Set \\Seen on the server once a message is stored."
+    )
+    imap_sent_folder = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Also keep each sent reply in this IMAP folder (e.g. Sent), so the thread "
+        "reads complete in the team's mail client. Empty: don't.",
+    )
+    send_limit_per_minute = models.PositiveIntegerField(
+        default=0, help_text="Most replies sent from this mailbox per minute; 0: no limit."
     )
     imap_uidvalidity = models.BigIntegerField(null=True, blank=True, editable=False)
     imap_last_uid = models.BigIntegerField(default=0, editable=False)
@@ -409,6 +417,7 @@ class Draft(models.Model):
     SENDING = "sending"
     SENT = "sent"
     SEND_FAILED = "send_failed"
+    SEND_UNCERTAIN = "send_uncertain"
     REJECTED = "rejected"
     STATUSES = [
         (QUEUED, gettext_lazy("Waiting for the model")),
@@ -419,6 +428,7 @@ class Draft(models.Model):
         (SENDING, gettext_lazy("Approved, sending")),
         (SENT, gettext_lazy("Sent")),
         (SEND_FAILED, gettext_lazy("Approved, sending failed")),
+        (SEND_UNCERTAIN, gettext_lazy("Approved, delivery uncertain")),
         (REJECTED, gettext_lazy("Rejected")),
     ]
     REJECT_REASONS = [
@@ -607,12 +617,11 @@ class Draft(models.Model):
 
     def approve(self, user: object, text: str, version: int | None = None) -> bool:
         """Approve ``text`` as the reply and queue it for sending (once)."""
-        domain = self.message.mailbox.address.rpartition("@")[2] or "replyhub.local"
         event = {"user": user, "action": ReviewEvent.APPROVE, "text_before": self.reply_text}
         return self._transition(
             [self.READY],
             event | {"text_after": text},
-            then=_enqueue_send,
+            then=_queue_reply,
             expected_version=version,
             status=self.APPROVED,
             claimed_by=None,
@@ -620,7 +629,6 @@ class Draft(models.Model):
             reply_text=text,
             decided_at=timezone.now(),
             decided_by=user,
-            outgoing_message_id=make_msgid(domain=domain),
         )
 
     def reject(self, user: object, reason: str, note: str = "", version: int | None = None) -> bool:
@@ -685,10 +693,10 @@ class Draft(models.Model):
             claimed_until=None,
         )
 
-    def retry_send(self, user: object | None) -> bool:
-        """Queue a reply whose sending failed for another attempt, same Message-ID."""
-        event = {"user": user, "action": ReviewEvent.RETRY_SEND, "note": self.send_error}
-        return self._transition([self.SEND_FAILED], event, _enqueue_send, status=self.APPROVED)
+    @property
+    def delivery(self) -> Outbox | None:
+        """The latest outbox record of this draft's reply, if it was approved."""
+        return self.deliveries.order_by("-id").first()
 
 
 def _enqueue_generation(draft: Draft) -> None:
@@ -697,10 +705,10 @@ def _enqueue_generation(draft: Draft) -> None:
     enqueue_generation(draft)
 
 
-def _enqueue_send(draft: Draft) -> None:
-    from drafts.tasks import enqueue_send
+def _queue_reply(draft: Draft) -> None:
+    from drafts.sending import queue_reply  # drafts.sending imports this module
 
-    enqueue_send(draft)
+    queue_reply(draft)
 
 
 def _normalized(text: str) -> str:
@@ -720,6 +728,7 @@ class ReviewEvent(models.Model):
         "send_failed",
     )
     REGENERATE, REASSIGN = "regenerate", "reassign"
+    SEND_UNCERTAIN, CONFIRM_SENT = "send_uncertain", "confirm_sent"
     ACTIONS = [
         (EDIT, gettext_lazy("Edited")),
         (APPROVE, gettext_lazy("Approved")),
@@ -730,6 +739,8 @@ class ReviewEvent(models.Model):
         (SEND_FAILED, gettext_lazy("Sending failed")),
         (REGENERATE, gettext_lazy("Asked the model again")),
         (REASSIGN, gettext_lazy("Reassigned")),
+        (SEND_UNCERTAIN, gettext_lazy("Delivery uncertain")),
+        (CONFIRM_SENT, gettext_lazy("Confirmed as delivered")),
     ]
 
     draft = models.ForeignKey(Draft, on_delete=models.CASCADE, related_name="events")
@@ -749,3 +760,8 @@ class ReviewEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} by {self.user or 'system'}"
+
+
+# The outbox lives in its own module (this one is long enough); importing it here registers
+# the model with Django.
+from drafts.outbox import Outbox  # noqa: E402

@@ -5,11 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from statistics import median
 
+from django.db.models import Count
 from django.utils.translation import gettext as _
 
-from drafts.models import Draft
+from drafts.models import Draft, Outbox
 
-DECIDED = [Draft.APPROVED, Draft.SENDING, Draft.SENT, Draft.SEND_FAILED, Draft.REJECTED]
+DECIDED = [
+    *(Draft.APPROVED, Draft.SENDING, Draft.SENT, Draft.SEND_FAILED, Draft.SEND_UNCERTAIN),
+    Draft.REJECTED,
+]
 
 
 @dataclass
@@ -76,3 +80,9 @@ def per_reviewer() -> list[ReviewerRow]:
     for name, values in waits.items():
         rows[name].median_seconds = median(values)
     return sorted(rows.values(), key=lambda r: (-r.decided, r.reviewer))
+
+
+def deliveries() -> list[tuple[str, str, int]]:
+    """(state, label, count) of every reply in the outbox, in the order they progress."""
+    counts = dict(Outbox.objects.order_by().values_list("state").annotate(n=Count("id")))
+    return [(state, label, counts.get(state, 0)) for state, label in Outbox.STATES]

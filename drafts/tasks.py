@@ -16,7 +16,7 @@ from django.db.models import F
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from drafts.models import Draft, PromptTemplate, SamplingRule
+from drafts.models import Draft, Outbox, PromptTemplate, SamplingRule
 from inference.drafting import DraftOutcome, DraftSettings, EmailInput, PromptSet, draft_replies
 from inference.registry import load_backend
 
@@ -41,9 +41,9 @@ def enqueue_generation(draft: Draft) -> None:
     _enqueue("drafts.tasks.generate_draft", draft.pk)
 
 
-def enqueue_send(draft: Draft) -> None:
-    """Queue sending of an approved ``draft``."""
-    _enqueue("drafts.sending.send_draft", draft.pk)
+def enqueue_delivery(outbox: Outbox) -> None:
+    """Queue sending of an approved reply's outbox record."""
+    _enqueue("drafts.sending.send_outbox", outbox.pk)
 
 
 def _email_input(draft: Draft) -> EmailInput:

@@ -20,12 +20,13 @@ from django.views.decorators.http import require_POST
 from drafts import fields, search, stats
 from drafts.access import drafts_for, mailboxes_for, reviewers_of, supervisor_required
 from drafts.models import Draft, PromptTemplate
+from drafts.sending import HeaderInjectionError
 from inference.drafting import INTENTS
 
 QUEUE_TABS = [
     ("review", gettext_lazy("Awaiting review"), [Draft.READY]),
     ("pending", gettext_lazy("In progress"), [Draft.QUEUED, Draft.GENERATING]),
-    ("problems", gettext_lazy("Failed"), [Draft.FAILED, Draft.SEND_FAILED]),
+    ("problems", gettext_lazy("Failed"), [Draft.FAILED, Draft.SEND_FAILED, Draft.SEND_UNCERTAIN]),
     ("sent", gettext_lazy("Approved & sent"), [Draft.APPROVED, Draft.SENDING, Draft.SENT]),
     ("rejected", gettext_lazy("Rejected"), [Draft.REJECTED]),
 ]
@@ -175,6 +176,7 @@ def draft_detail(request: HttpRequest, draft_id: int) -> HttpResponse:
         {
             "draft": draft,
             "field_rows": field_rows,
+            "delivery": draft.delivery,
             "flags": [fields.describe_flag(flag) for flag in draft.flags],
             "text_segments": text_segments,
             "message": draft.message,
@@ -208,7 +210,15 @@ def draft_action(request: HttpRequest, draft_id: int) -> HttpResponse:
         ok = draft.save_edit(request.user, text, version)
         notice = _("Edit saved.")
     elif action == "approve":
-        ok = draft.approve(request.user, text, version)
+        try:
+            ok = draft.approve(request.user, text, version)
+        except HeaderInjectionError as exc:
+            messages.error(
+                request,
+                _("This email cannot be answered safely (%(problem)s); nothing was approved.")
+                % {"problem": exc},
+            )
+            return redirect(done_url)
         notice = _("Approved. The reply is being sent.")
     elif action == "reject":
         reason = request.POST.get("reason", "")
@@ -237,9 +247,14 @@ def draft_action(request: HttpRequest, draft_id: int) -> HttpResponse:
         to = reviewers_of(draft.message.mailbox).filter(pk=request.POST.get("to") or 0).first()
         ok = draft.reassign(request.user, to)
         notice = _("Assigned to %(user)s.") % {"user": to} if to else _("Unassigned.")
-    elif action == "retry_send":
-        ok = draft.retry_send(request.user)
-        notice = _("Queued for sending again.")
+    elif action in ("retry_send", "confirm_sent"):
+        delivery = draft.delivery
+        if action == "retry_send":
+            ok = bool(delivery) and delivery.send_again(request.user)
+            notice = _("Queued for sending again.")
+        else:
+            ok = bool(delivery) and delivery.confirm_delivered(request.user)
+            notice = _("Marked as delivered; nothing more will be sent.")
     else:
         messages.error(request, _("Unknown action %(action)s.") % {"action": repr(action)})
         return redirect(done_url)
@@ -320,4 +335,8 @@ def retry_failed(request: HttpRequest) -> HttpResponse:
 @supervisor_required
 def stats_page(request: HttpRequest) -> HttpResponse:
     """Per-reviewer decisions and time to decision."""
-    return render(request, "drafts/stats.html", {"rows": stats.per_reviewer()})
+    return render(
+        request,
+        "drafts/stats.html",
+        {"rows": stats.per_reviewer(), "deliveries": stats.deliveries()},
+    )

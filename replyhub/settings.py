@@ -164,6 +164,8 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
+# Sending: attempts after temporary failures (4xx, connection trouble) before giving up.
+REPLYHUB_SEND_MAX_ATTEMPTS = envint("REPLYHUB_SEND_MAX_ATTEMPTS", "8")
 # Failed logins per username before it is locked for a while (five times as many per address).
 REPLYHUB_LOGIN_ATTEMPTS = envint("REPLYHUB_LOGIN_ATTEMPTS", "5")
 REPLYHUB_LOGIN_LOCKOUT_MINUTES = envint("REPLYHUB_LOGIN_LOCKOUT_MINUTES", "15")

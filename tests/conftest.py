@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import threading
 from collections.abc import Iterator
 from email import policy
 from email.parser import BytesParser
@@ -12,6 +14,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.db import connection
 from django.utils import timezone
 
 from drafts.ingest import ingest_message
@@ -33,18 +36,44 @@ def free_port() -> int:
 
 
 class SMTPRecorder:
-    """aiosmtpd handler that keeps what it receives and can be told to refuse."""
+    """aiosmtpd handler that keeps what it receives, and fails on demand the ways real
+    servers do: a refusal at RCPT or at the end of DATA (``refuse_rcpt``, ``refuse_with``:
+    "451 …", "550 …"), the connection dropped before the message data (``drop_at_rcpt``)
+    or after the server has it (``drop_after_data``), or the answer withheld until
+    ``release`` is set (``hold_after_data``) while ``got_data`` says the data arrived."""
 
     def __init__(self) -> None:
         self.received: list[tuple[list[str], object]] = []
+        self.raw: list[bytes] = []
         self.refuse_with: str | None = None
+        self.refuse_rcpt: str | None = None
+        self.drop_at_rcpt = False
+        self.drop_after_data = False
+        self.hold_after_data = False
+        self.got_data = threading.Event()
+        self.release = threading.Event()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
+        if self.drop_at_rcpt:
+            server.transport.close()
+            return "421 closing"
+        if self.refuse_rcpt:
+            return self.refuse_rcpt
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: object, session: object, envelope) -> str:
         if self.refuse_with:
             return self.refuse_with
         message = BytesParser(policy=policy.default).parsebytes(envelope.original_content)
         self.received.append((list(envelope.rcpt_tos), message))
-        return "250 OK"
+        self.raw.append(envelope.original_content)
+        self.got_data.set()
+        if self.drop_after_data:
+            server.transport.close()
+        while self.hold_after_data and not self.release.is_set():
+            await asyncio.sleep(0.05)
+        return "250 OK: queued as 42"
 
 
 @pytest.fixture
@@ -61,6 +90,7 @@ def smtp_server(settings) -> Iterator[SMTPRecorder]:
     try:
         yield recorder
     finally:
+        recorder.release.set()
         controller.stop()
 
 
@@ -133,3 +163,12 @@ def _forget_failed_logins():
     cache.delete_many(
         [f"login-failures:user:{n}" for n in names] + ["login-failures:addr:127.0.0.1"]
     )
+
+
+def database_url() -> str:
+    """A URL for the test database, for a worker in another process."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"

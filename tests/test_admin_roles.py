@@ -40,6 +40,7 @@ def test_an_admin_edits_templates_mailboxes_and_users(dana_client):
             "imap_security": "ssl",
             "imap_password_env": "IMAP_PASSWORD",
             "imap_folder": "INBOX",
+            "send_limit_per_minute": 0,
         },
     )
     assert Mailbox.objects.filter(name="sales").exists(), response.text[:2000]

@@ -14,14 +14,13 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django_q.brokers import get_broker
 
 from drafts.models import Draft, Message, PromptTemplate
 from inference.prompts import DEFAULT_PROMPTS
-from tests.conftest import MAIL_DIR
+from tests.conftest import MAIL_DIR, database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,15 +35,6 @@ def default_template(transactional_db):
             analysis_prompt=DEFAULT_PROMPTS.analysis,
             reply_prompt=DEFAULT_PROMPTS.reply,
         )
-
-
-def database_url() -> str:
-    """A URL for the test database, for the worker process."""
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def wait_for(predicate, timeout: float, what: str, worker=None):
