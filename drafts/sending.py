@@ -124,7 +124,7 @@ def _refused(code: int, reply: bytes, step: str) -> Exception:
 
 def _connect() -> smtplib.SMTP:
     host, port, timeout = settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT
-    context = ssl.create_default_context()
+    context = ssl.create_default_context(cafile=settings.SMTP_CA_FILE or None)
     if settings.EMAIL_USE_SSL:
         connection = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
     else:

@@ -218,6 +218,7 @@ EMAIL_HOST_PASSWORD = os.getenv("SMTP_PASSWORD", "")
 EMAIL_USE_TLS = envbool("SMTP_STARTTLS", "0")
 EMAIL_USE_SSL = envbool("SMTP_SSL", "0")
 EMAIL_TIMEOUT = envint("SMTP_TIMEOUT", "30")
+SMTP_CA_FILE = os.getenv("SMTP_CA_FILE", "")  # a private CA for a self-hosted mail server
 
 LOGGING = {
     "version": 1,

@@ -349,3 +349,55 @@ def test_the_outbox_is_swept_every_minute_after_migrate(db):
     emit_post_migrate_signal(verbosity=0, interactive=False, db="default")
     schedule = Schedule.objects.get(func="drafts.sending.sweep_outbox")
     assert (schedule.minutes, schedule.repeats) == (1, -1)
+
+
+@pytest.mark.parametrize("mode", ["starttls", "ssl"])
+def test_it_sends_over_tls_with_authentication(mailbox, alice, settings, tmp_path, mode):
+    """STARTTLS (port 587) or implicit TLS (465), logging in; the certificate is checked."""
+    import ssl
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    from tests.conftest import SMTPRecorder
+    from tests.dovecot import _self_signed_certificate
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    _self_signed_certificate(cert, key)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+
+    def authenticator(server, session, envelope, mechanism, auth_data) -> AuthResult:
+        expected = LoginPassword(b"replyhub", b"s3cret-smtp")
+        return AuthResult(success=auth_data == expected)
+
+    recorder, port = SMTPRecorder(), free_port()
+    # aiosmtpd offers AUTH only after STARTTLS; on implicit TLS it must not wait for it.
+    options = {"authenticator": authenticator, "auth_require_tls": mode == "starttls"}
+    if mode == "ssl":
+        controller = Controller(
+            recorder, hostname="127.0.0.1", port=port, ssl_context=context, **options
+        )
+    else:
+        controller = Controller(
+            recorder,
+            hostname="127.0.0.1",
+            port=port,
+            tls_context=context,
+            require_starttls=True,
+            **options,
+        )
+    controller.start()
+    try:
+        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+        settings.EMAIL_USE_TLS, settings.EMAIL_USE_SSL = mode == "starttls", mode == "ssl"
+        settings.EMAIL_HOST_USER, settings.EMAIL_HOST_PASSWORD = "replyhub", "s3cret-smtp"
+        outbox = approve(mailbox, alice)
+        assert send_outbox(outbox.pk).startswith("retry")  # a certificate we do not trust
+        assert "CERTIFICATE_VERIFY_FAILED" in Outbox.objects.get().last_error
+        settings.SMTP_CA_FILE = str(cert)
+        due_now(outbox)
+        assert send_outbox(outbox.pk) == "sent"
+        assert len(recorder.received) == 1
+    finally:
+        controller.stop()
