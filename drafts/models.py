@@ -117,6 +117,10 @@ class Mailbox(models.Model):
         help_text="Also keep each sent reply in this IMAP folder (e.g. Sent), so the thread "
         "reads complete in the team's mail client. Empty: don't.",
     )
+    html_replies = models.BooleanField(
+        default=False,
+        help_text="Send replies with an HTML version beside the plain text (same words).",
+    )
     send_limit_per_minute = models.PositiveIntegerField(
         default=0, help_text="Most replies sent from this mailbox per minute; 0: no limit."
     )

@@ -21,10 +21,12 @@ from datetime import timedelta
 from email.utils import make_msgid
 
 from django.conf import settings
-from django.core.mail import EmailMessage
+from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.db.models import Q
+from django.template.defaultfilters import linebreaksbr
 from django.utils import timezone
+from django.utils.html import escape
 
 from drafts import mailparse
 from drafts.models import Draft, Message
@@ -65,7 +67,7 @@ def _safe(value: str) -> str:
     return value
 
 
-def build_reply(draft: Draft, message_id: str) -> EmailMessage:
+def build_reply(draft: Draft, message_id: str) -> EmailMultiAlternatives:
     """The reply to ``draft.message`` as an email, all headers set by code."""
     original: Message = draft.message
     mailbox = original.mailbox
@@ -76,13 +78,23 @@ def build_reply(draft: Draft, message_id: str) -> EmailMessage:
         "References": _safe(" ".join(dict.fromkeys(r for r in references if r))),
         "Auto-Submitted": "no",
     }
-    return EmailMessage(
+    email = EmailMultiAlternatives(
         subject=_safe(reply_subject(original.subject)),
         body=draft.reply_text,
         from_email=_safe(mailparse.format_address(mailbox.display_name, mailbox.address)),
         to=[_safe(original.reply_address)],
         headers=headers,
     )
+    if mailbox.html_replies:
+        email.attach_alternative(_as_html(draft.reply_text), "text/html")
+    return email
+
+
+def _as_html(text: str) -> str:
+    """The reply's own words as simple HTML: paragraphs and line breaks, all escaped."""
+    paragraphs = (p.strip() for p in re.split(r"\n\s*\n", text.strip()))
+    body = "".join(f"<p>{linebreaksbr(escape(p))}</p>" for p in paragraphs if p)
+    return f'<!doctype html><html><body style="font-family:sans-serif">{body}</body></html>'
 
 
 def queue_reply(draft: Draft) -> Outbox:

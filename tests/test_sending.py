@@ -401,3 +401,23 @@ def test_it_sends_over_tls_with_authentication(mailbox, alice, settings, tmp_pat
         assert len(recorder.received) == 1
     finally:
         controller.stop()
+
+
+def test_a_mailbox_can_send_an_html_version_beside_the_text(mailbox, alice, smtp_server):
+    mailbox.html_replies = True
+    mailbox.save()
+    outbox = approve(mailbox, alice, "Dear Olivia,\n\n<b>99</b> & more\nper seat.\n\nAcme")
+    assert send_outbox(outbox.pk) == "sent"
+    [(_, sent)] = smtp_server.received
+    assert sent.get_content_type() == "multipart/alternative"
+    text = sent.get_body(("plain",)).get_content()
+    html = sent.get_body(("html",)).get_content()
+    assert "<b>99</b> & more" in text
+    assert "<p>&lt;b&gt;99&lt;/b&gt; &amp; more<br>per seat.</p>" in html
+    assert "<b>" not in html
+
+
+def test_replies_are_plain_text_by_default(mailbox, alice, smtp_server):
+    send_outbox(approve(mailbox, alice).pk)
+    [(_, sent)] = smtp_server.received
+    assert sent.get_content_type() == "text/plain"
