@@ -174,12 +174,14 @@ class Outbox(models.Model):
         return self._move([self.SENDING], event, state=self.UNCERTAIN, last_error=error[:2000])
 
     def send_again(self, user: object) -> bool:
-        """A person decided: send the same message (same Message-ID) once more."""
+        """A person decided: send the same message (same Message-ID) once more, with a
+        fresh series of attempts (the history keeps the earlier ones)."""
         event = {"user": user, "action": ReviewEvent.RETRY_SEND, "note": self.last_error}
         moved = self._move(
             [self.FAILED, self.UNCERTAIN],
             event,
             state=self.QUEUED,
+            attempts=0,
             next_attempt_at=timezone.now(),
             sending_since=None,
         )

@@ -129,7 +129,7 @@ def generate_draft(draft_id: int) -> str:
         backend = load_backend(settings.REPLYHUB_ENGINE, settings.REPLYHUB_MODEL, **_options())
         # One pipeline call per mailbox (its company profile) and reviewer's request.
         groups: dict[tuple[int, object, object], list[Draft]] = {}
-        used: dict[tuple[int, ...], PromptTemplate] = {}
+        used: dict[int, PromptTemplate] = {}  # the template each draft was written with
         outcomes = {}
         for d in batch:  # a reviewer asked for another template or temperature
             requested = d.generation.get("requested") or {}
@@ -138,7 +138,7 @@ def generate_draft(draft_id: int) -> str:
         for (_, template_id, temperature), drafts in groups.items():
             mailbox = drafts[0].message.mailbox
             chosen = PromptTemplate.objects.filter(pk=template_id).first() or template
-            used[tuple(d.pk for d in drafts)] = chosen
+            used.update(dict.fromkeys((d.pk for d in drafts), chosen))
             results = draft_replies(
                 backend,
                 [_email_input(d) for d in drafts],
@@ -163,9 +163,8 @@ def generate_draft(draft_id: int) -> str:
         )
         return "failed"
     model_name = getattr(backend, "model_name", settings.REPLYHUB_MODEL)
-    templates = {pk: chosen for pks, chosen in used.items() for pk in pks}
     for pk, outcome in outcomes.items():
-        _store(pk, outcome, templates[pk], model_name)
+        _store(pk, outcome, used[pk], model_name)
     log.info("Drafted %d: %s", len(ids), ids)
     return f"ready: {len(ids)}"
 

@@ -177,6 +177,11 @@ def test_the_wait_grows_with_each_attempt_and_ends_in_failure(
     assert waits[0] == pytest.approx(60, abs=5) and waits[1] == pytest.approx(300, abs=5)
     assert state(outbox) == (Outbox.FAILED, Draft.SEND_FAILED)
     assert "gave up after 3 attempts" in outbox.last_error
+    smtp_server.refuse_rcpt = None
+    assert outbox.send_again(None)  # a person's decision starts a fresh series of attempts
+    assert send_outbox(outbox.pk) == "sent"
+    outbox.refresh_from_db()
+    assert outbox.attempts == 1
 
 
 @pytest.mark.parametrize("where", ["refuse_rcpt", "refuse_with"])
