@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
@@ -65,10 +65,17 @@ class PromptTemplateForm(forms.ModelForm):
 
     class Meta:
         model = PromptTemplate
-        fields = ("name", "system_prompt", "analysis_prompt", "reply_prompt")
+        fields = ("name", "intent", "system_prompt", "analysis_prompt", "reply_prompt")
 
     def clean(self) -> dict:
         cleaned = super().clean()
+        earlier = PromptTemplate.objects.filter(name=cleaned.get("name")).first()
+        if earlier and earlier.intent != cleaned.get("intent", ""):
+            self.add_error(
+                "intent",
+                f"Every version of “{earlier.name}” is for {earlier.get_intent_display()}; "
+                "give a template for another intent a name of its own.",
+            )
         sample = {name: f"<{name}>" for name in TEMPLATE_VARIABLES}
         for field in ("system_prompt", "analysis_prompt", "reply_prompt"):
             try:
@@ -81,9 +88,19 @@ class PromptTemplateForm(forms.ModelForm):
 @admin.register(PromptTemplate)
 class PromptTemplateAdmin(admin.ModelAdmin):
     form = PromptTemplateForm
-    list_display = ("name", "version", "is_active", "created_at", "created_by")
-    list_filter = ("name", "is_active")
+    list_display = ("name", "intent", "version", "is_active", "created_at", "created_by")
+    list_filter = ("name", "intent", "is_active")
     readonly_fields = ("version", "is_active", "created_at", "created_by")
+    actions = ("activate_version",)
+
+    @admin.action(description="Use the selected version (roll back or forward to it)")
+    def activate_version(self, request: HttpRequest, queryset: QuerySet[PromptTemplate]) -> None:
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one version.", level=messages.ERROR)
+            return
+        template = queryset.get()
+        template.activate()
+        self.message_user(request, f"{template} is now in use for new drafts.")
 
     def save_model(self, request: HttpRequest, obj: PromptTemplate, form, change: bool) -> None:
         # Every save is a new version; drafts keep pointing at the version they used.

@@ -303,6 +303,15 @@ class PromptTemplate(models.Model):
 
     name = models.CharField(max_length=100, default="default")
     version = models.PositiveIntegerField(default=1)
+    intent = models.CharField(
+        max_length=30,
+        blank=True,
+        choices=[("", gettext_lazy("Every intent (the default template)"))]
+        + [(key, f"{english} · {chinese}") for key, (english, chinese) in INTENTS.items()],
+        help_text="A template for one intent replaces the default's reply prompt for emails "
+        "of that intent; its system and analysis prompts are not used (they run before the "
+        "intent is known).",
+    )
     is_active = models.BooleanField(default=True)
     system_prompt = models.TextField(help_text=HELP)
     analysis_prompt = models.TextField(help_text=HELP)
@@ -323,11 +332,30 @@ class PromptTemplate(models.Model):
 
     @classmethod
     def active(cls) -> PromptTemplate:
-        """The template new drafts use: the newest active version."""
-        template = cls.objects.filter(is_active=True).order_by("-created_at", "-id").first()
+        """The default template new drafts use: the newest active version."""
+        template = (
+            cls.objects.filter(is_active=True, intent="").order_by("-created_at", "-id").first()
+        )
         if template is None:
             raise PromptTemplate.DoesNotExist("No active prompt template; add one in the admin.")
         return template
+
+    @classmethod
+    def active_by_intent(cls) -> dict[str, PromptTemplate]:
+        """The newest active template of each intent that has its own."""
+        chosen: dict[str, PromptTemplate] = {}
+        for template in (
+            cls.objects.filter(is_active=True).exclude(intent="").order_by("-created_at", "-id")
+        ):
+            chosen.setdefault(template.intent, template)
+        return chosen
+
+    @transaction.atomic
+    def activate(self) -> None:
+        """Make this version the one in use (a rollback when it is older than the current)."""
+        PromptTemplate.objects.filter(name=self.name).exclude(pk=self.pk).update(is_active=False)
+        PromptTemplate.objects.filter(pk=self.pk).update(is_active=True)
+        self.is_active = True
 
     @transaction.atomic
     def save_as_new_version(self, user: object | None = None) -> PromptTemplate:

@@ -135,14 +135,23 @@ def generate_draft(draft_id: int) -> str:
             requested = d.generation.get("requested") or {}
             key = (d.message.mailbox_id, requested.get("template"), requested.get("temperature"))
             groups.setdefault(key, []).append(d)
+        by_intent = PromptTemplate.active_by_intent()
         for (_, template_id, temperature), drafts in groups.items():
             mailbox = drafts[0].message.mailbox
             chosen = PromptTemplate.objects.filter(pk=template_id).first() or template
+            # A template the reviewer picked is used whole; otherwise intents may have their own.
+            own = {} if template_id else by_intent
+            prompts = PromptSet(
+                chosen.system_prompt,
+                chosen.analysis_prompt,
+                chosen.reply_prompt,
+                {intent: t.reply_prompt for intent, t in own.items()},
+            )
             used.update(dict.fromkeys((d.pk for d in drafts), chosen))
             results = draft_replies(
                 backend,
                 [_email_input(d) for d in drafts],
-                PromptSet(chosen.system_prompt, chosen.analysis_prompt, chosen.reply_prompt),
+                prompts,
                 DraftSettings(
                     company_name=mailbox.effective_company_name,
                     signoff=mailbox.effective_signoff,
@@ -153,6 +162,9 @@ def generate_draft(draft_id: int) -> str:
                 rules,
             )
             outcomes.update({d.pk: r for d, r in zip(drafts, results, strict=True)})
+            for d, result in zip(drafts, results, strict=True):
+                if result.reply_prompt_intent:
+                    used[d.pk] = own[result.reply_prompt_intent]
     except Exception as exc:
         log.exception("Drafts %s: generation failed", ids)
         Draft.objects.filter(pk__in=ids, status=Draft.GENERATING).update(

@@ -18,7 +18,7 @@ import datetime as dt
 import json
 import math
 import string
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from inference import extract, replycheck
@@ -75,11 +75,17 @@ class EmailInput:
 
 @dataclass(frozen=True)
 class PromptSet:
-    """A prompt template's three texts, with {variables} from TEMPLATE_VARIABLES."""
+    """A prompt template's three texts, with {variables} from TEMPLATE_VARIABLES.
+
+    ``reply_by_intent`` replaces the reply prompt for the intents it names (a complaint is
+    answered differently from a demo booking); the system and analysis prompts run before
+    the intent is known, so they are shared.
+    """
 
     system: str
     analysis: str
     reply: str
+    reply_by_intent: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,7 @@ class DraftOutcome:
     sampling: dict[str, Any]
     finish_reason: str
     analysis_notes: list[str]
+    reply_prompt_intent: str = ""  # whose reply prompt wrote it: an intent, or "" (default)
 
 
 class TemplateError(ValueError):
@@ -263,7 +270,9 @@ def draft_replies(
         if settings.temperature is not None:
             sampling = SamplingParams(**{**sampling.as_dict(), "temperature": settings.temperature})
             rule = "chosen by the reviewer"
-        user = ChatMessage("user", render_template(prompts.reply, v))
+        user = ChatMessage(
+            "user", render_template(prompts.reply_by_intent.get(intent, prompts.reply), v)
+        )
         reply_requests.append(GenerationRequest((system, user), sampling))
         rule_names.append(rule)
         intents.append((intent, probabilities, best))
@@ -307,6 +316,7 @@ def draft_replies(
                 sampling={**reply_requests[i].sampling.as_dict(), "rule": rule_names[i]},
                 finish_reason=written[i].finish_reason,
                 analysis_notes=notes[i],
+                reply_prompt_intent=intent if intent in prompts.reply_by_intent else "",
             )
         )
     return outcomes

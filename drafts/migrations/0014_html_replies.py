@@ -4,15 +4,17 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('drafts', '0013_outbox'),
+        ("drafts", "0013_outbox"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='mailbox',
-            name='html_replies',
-            field=models.BooleanField(default=False, help_text='Send replies with an HTML version beside the plain text (same words).'),
+            model_name="mailbox",
+            name="html_replies",
+            field=models.BooleanField(
+                default=False,
+                help_text="Send replies with an HTML version beside the plain text (same words).",
+            ),
         ),
     ]

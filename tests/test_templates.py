@@ -1,0 +1,145 @@
+"""Prompt templates per intent, with versions an admin can roll back to."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+from django.urls import reverse
+
+from drafts import tasks
+from drafts.ingest import ingest_message
+from drafts.models import Draft, PromptTemplate
+from inference.drafting import INTENTS
+from inference.types import ChoiceResult, GenerationResult
+from tests.conftest import mail_bytes
+
+pytestmark = pytest.mark.django_db
+
+COMPLAINT_REPLY = "Apologise first. Then answer {customer_name}'s complaint: {email}"
+
+
+class ComplaintModel:
+    """A stand-in model that reads every email as a complaint and records its prompts."""
+
+    name = model_name = "scripted"
+
+    def __init__(self) -> None:
+        self.prompts: list[str] = []
+
+    def score_choices(self, requests):
+        complaint = list(INTENTS).index("complaint")
+        scores = tuple(0.0 if i == complaint else -5.0 for i in range(len(INTENTS)))
+        return [ChoiceResult(scores, 10, 0.01) for _ in requests]
+
+    def generate(self, requests):
+        self.prompts += [r.messages[-1].content for r in requests]
+        return [GenerationResult('{"product": ""}', 50, 7, 0.01, "stop") for _ in requests]
+
+
+@pytest.fixture
+def model(monkeypatch) -> ComplaintModel:
+    fake = ComplaintModel()
+    monkeypatch.setattr(tasks, "load_backend", lambda *args, **kwargs: fake)
+    return fake
+
+
+@pytest.fixture
+def admin_client(client, db):
+    client.force_login(User.objects.create_superuser("root", password="root-password-1"))
+    return client
+
+
+def complaint_template(text: str = COMPLAINT_REPLY) -> PromptTemplate:
+    default = PromptTemplate.active()
+    return PromptTemplate(
+        name="complaints",
+        intent="complaint",
+        system_prompt=default.system_prompt,
+        analysis_prompt=default.analysis_prompt,
+        reply_prompt=text,
+    ).save_as_new_version()
+
+
+def test_an_intent_with_its_own_template_gets_its_reply_prompt(mailbox, model):
+    default = PromptTemplate.active()
+    complaints = complaint_template()
+    message, _ = ingest_message(mailbox, mail_bytes("inquiry_en.eml"))
+    assert tasks.generate_draft(message.draft.pk) == "ready: 1"
+    draft = Draft.objects.get(pk=message.draft.pk)
+    assert draft.intent == "complaint"
+    assert draft.template == complaints  # the draft records the version that wrote it
+    assert model.prompts[-1].startswith("Apologise first. Then answer Olivia Brown's complaint")
+    assert PromptTemplate.active() == default  # the default is still the default
+
+
+def test_without_one_the_default_template_writes_the_reply(mailbox, model):
+    message, _ = ingest_message(mailbox, mail_bytes("inquiry_en.eml"))
+    tasks.generate_draft(message.draft.pk)
+    assert Draft.objects.get(pk=message.draft.pk).template == PromptTemplate.active()
+    assert not model.prompts[-1].startswith("Apologise first")
+
+
+def test_an_admin_rolls_back_to_an_earlier_version(admin_client, mailbox, model):
+    first = complaint_template("Version one for {customer_name}.")
+    second = complaint_template("Version two for {customer_name}.")
+    assert (first.version, second.version) == (1, 2)
+    assert PromptTemplate.active_by_intent()["complaint"] == second
+    admin_client.post(
+        reverse("admin:drafts_prompttemplate_changelist"),
+        {"action": "activate_version", "_selected_action": [first.pk]},
+    )
+    assert PromptTemplate.active_by_intent()["complaint"] == first
+    message, _ = ingest_message(mailbox, mail_bytes("inquiry_en.eml"))
+    tasks.generate_draft(message.draft.pk)
+    assert model.prompts[-1] == "Version one for Olivia Brown."
+    assert Draft.objects.get(pk=message.draft.pk).template == first
+
+
+def test_saving_in_the_admin_makes_a_new_version_for_the_intent(admin_client):
+    default = PromptTemplate.active()
+    form = {
+        "name": "complaints",
+        "intent": "complaint",
+        "system_prompt": default.system_prompt,
+        "analysis_prompt": default.analysis_prompt,
+        "reply_prompt": COMPLAINT_REPLY,
+    }
+    admin_client.post(reverse("admin:drafts_prompttemplate_add"), form)
+    admin_client.post(reverse("admin:drafts_prompttemplate_add"), form)
+    versions = PromptTemplate.objects.filter(name="complaints").order_by("version")
+    assert [(t.version, t.is_active, t.intent) for t in versions] == [
+        (1, False, "complaint"),
+        (2, True, "complaint"),
+    ]
+
+
+def test_a_template_keeps_its_intent_across_versions(admin_client):
+    default = PromptTemplate.active()
+    page = admin_client.post(
+        reverse("admin:drafts_prompttemplate_change", args=[default.pk]),
+        {
+            "name": default.name,
+            "intent": "complaint",
+            "system_prompt": default.system_prompt,
+            "analysis_prompt": default.analysis_prompt,
+            "reply_prompt": default.reply_prompt,
+        },
+    )
+    assert "give a template for another intent a name of its own" in page.text
+    assert PromptTemplate.objects.filter(intent="complaint").count() == 0
+
+
+def test_unknown_variables_are_refused(admin_client):
+    default = PromptTemplate.active()
+    page = admin_client.post(
+        reverse("admin:drafts_prompttemplate_add"),
+        {
+            "name": "broken",
+            "intent": "inquiry",
+            "system_prompt": default.system_prompt,
+            "analysis_prompt": default.analysis_prompt,
+            "reply_prompt": "Hello {no_such_variable}",
+        },
+    )
+    assert "no_such_variable" in page.text
+    assert not PromptTemplate.objects.filter(name="broken").exists()
