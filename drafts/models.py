@@ -83,6 +83,11 @@ class Mailbox(models.Model):
     display_name = models.CharField(max_length=100, blank=True)
     company_name = models.CharField(max_length=100, blank=True)
     signoff = models.CharField(max_length=200, blank=True, help_text="Last line of every reply.")
+    contact_line = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="Printed under the sign-off, e.g. 客服热线 400-820-1234 · www.acme.example",
+    )
     reviewers = models.ManyToManyField(
         settings.AUTH_USER_MODEL,
         blank=True,

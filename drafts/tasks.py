@@ -46,8 +46,18 @@ def enqueue_delivery(outbox: Outbox) -> None:
     _enqueue("drafts.sending.send_outbox", outbox.pk)
 
 
+THREAD_MESSAGES = 3  # earlier messages of a conversation the model reads, newest kept
+THREAD_CHARS = 1500  # of each
+
+
 def _email_input(draft: Draft) -> EmailInput:
     message = draft.message
+    earlier = []
+    if message.thread_id:
+        before = message.thread.messages.exclude(pk=message.pk).filter(date__lte=message.date)
+        for m in reversed(before.order_by("-date", "-id")[:THREAD_MESSAGES]):
+            who = "us" if m.direction == m.OUTBOUND else (m.from_name or m.from_address)
+            earlier.append((who, m.text_for_model[:THREAD_CHARS]))
     return EmailInput(
         subject=message.subject,
         sender_name=message.from_name,
@@ -55,6 +65,7 @@ def _email_input(draft: Draft) -> EmailInput:
         body=message.text_for_model,
         html=message.html,
         received=timezone.localtime(message.received_at).date() if message.received_at else None,
+        thread=tuple(earlier),
     )
 
 
@@ -155,6 +166,8 @@ def generate_draft(draft_id: int) -> str:
                 DraftSettings(
                     company_name=mailbox.effective_company_name,
                     signoff=mailbox.effective_signoff,
+                    mailbox=f"{mailbox.display_name} <{mailbox.address}>".strip(),
+                    contact_line=mailbox.contact_line,
                     max_new_tokens=settings.REPLYHUB_MAX_NEW_TOKENS,
                     analysis_max_new_tokens=settings.REPLYHUB_ANALYSIS_MAX_NEW_TOKENS,
                     temperature=temperature,

@@ -56,6 +56,8 @@ TEMPLATE_VARIABLES = {
     "intent": "the intent label, e.g. technical support (技术支持)",
     "fields": "the analysed fields as JSON",
     "length_limit": "200 characters or about 120 words",
+    "thread": "the earlier messages of the conversation, quoted as data (may say there are none)",
+    "mailbox": "the support mailbox answering, e.g. Acme Support <support@acme.example>",
 }
 
 EMAIL_OPEN, EMAIL_CLOSE = "<<<EMAIL", "EMAIL>>>"
@@ -71,6 +73,8 @@ class EmailInput:
     body: str
     html: str = ""  # the sanitized HTML part, checked for hidden text
     received: dt.date | None = None  # relative dates ("next Tuesday") count from here
+    # Earlier messages of the conversation, oldest first: (who wrote it, its text).
+    thread: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,8 @@ class DraftSettings:
     company_name: str
     signoff: str
     max_new_tokens: int = 200
+    mailbox: str = ""
+    contact_line: str = ""  # printed under the sign-off, e.g. a hotline and a web address
     analysis_max_new_tokens: int = 96
     repetition_penalty: float = 1.1
     temperature: float | None = None
@@ -142,16 +148,27 @@ def render_template(text: str, values: dict[str, str]) -> str:
     return text.format_map(values)
 
 
+def _defuse(value: str) -> str:
+    """Delimiters inside quoted text, made harmless."""
+    return value.replace(EMAIL_OPEN, "<< <EMAIL").replace(EMAIL_CLOSE, "EMAIL> >>")
+
+
 def quote_email(email: EmailInput) -> str:
     """The email as delimited data; delimiters inside it are defused."""
-
-    def defuse(value: str) -> str:
-        return value.replace(EMAIL_OPEN, "<< <EMAIL").replace(EMAIL_CLOSE, "EMAIL> >>")
-
     sender = f"{email.sender_name} <{email.sender_address}>".strip()
     return (
-        f"{EMAIL_OPEN}\nFrom: {defuse(sender)}\nSubject: {defuse(email.subject)}\n\n"
-        f"{defuse(email.body.strip())}\n{EMAIL_CLOSE}"
+        f"{EMAIL_OPEN}\nFrom: {_defuse(sender)}\nSubject: {_defuse(email.subject)}\n\n"
+        f"{_defuse(email.body.strip())}\n{EMAIL_CLOSE}"
+    )
+
+
+def quote_thread(email: EmailInput) -> str:
+    """The conversation so far as delimited data, or a line saying there is none."""
+    if not email.thread:
+        return "(no earlier messages)"
+    return "\n".join(
+        f"{EMAIL_OPEN}\nFrom: {_defuse(who)}\n\n{_defuse(text.strip())}\n{EMAIL_CLOSE}"
+        for who, text in email.thread
     )
 
 
@@ -285,7 +302,10 @@ def draft_replies(
         intent, probabilities, best = intents[i]
         fields, v = fields_list[i], values[i]
         reply, flags = replycheck.enforce(
-            written[i].text, v["language"], v["customer_name"], settings.signoff
+            written[i].text,
+            v["language"],
+            v["customer_name"],
+            "\n".join(line for line in (settings.signoff, settings.contact_line) if line),
         )
         flags = detect_injection(texts[i], email.html) + flags
         flags += [
@@ -348,4 +368,6 @@ def _values(email: EmailInput, settings: DraftSettings, language: str) -> dict[s
         "intent": "",
         "fields": "{}",
         "length_limit": "200 characters" if language == "zh" else "about 120 words",
+        "thread": quote_thread(email),
+        "mailbox": settings.mailbox,
     }

@@ -143,3 +143,27 @@ def test_unknown_variables_are_refused(admin_client):
     )
     assert "no_such_variable" in page.text
     assert not PromptTemplate.objects.filter(name="broken").exists()
+
+
+def test_a_template_can_use_the_thread_and_the_mailbox(mailbox, model):
+    mailbox.display_name, mailbox.contact_line = "Acme Support", "Hotline 400-820-1234"
+    mailbox.save()
+    complaint_template("Mailbox: {mailbox}\nSo far:\n{thread}\nNow: {email}")
+    ingest_message(mailbox, mail_bytes("inquiry_en.eml"))
+    reply, _ = ingest_message(mailbox, mail_bytes("reply_in_thread.eml"))
+    tasks.generate_draft(reply.draft.pk)
+    prompt = model.prompts[-1]
+    assert prompt.startswith("Mailbox: Acme Support <support@acme.example>\nSo far:\n")
+    earlier, now = prompt.split("Now: ")
+    assert "From: Olivia Brown" in earlier and "We are evaluating Acme CRM" in earlier
+    assert "Hello again, any news on the pricing?" in now
+    assert "Hello again" not in earlier  # the email being answered is not its own history
+    draft = Draft.objects.get(pk=reply.draft.pk)
+    assert draft.reply_text.endswith("\nHotline 400-820-1234")  # under the sign-off
+
+
+def test_a_first_message_has_no_thread(mailbox, model):
+    complaint_template("So far: {thread}")
+    message, _ = ingest_message(mailbox, mail_bytes("inquiry_en.eml"))
+    tasks.generate_draft(message.draft.pk)
+    assert model.prompts[-1] == "So far: (no earlier messages)"
