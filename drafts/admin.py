@@ -6,9 +6,15 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path
 
+from drafts import preview
+from drafts.fields import describe_flag
 from drafts.models import (
     Draft,
     Mailbox,
@@ -105,6 +111,61 @@ class PromptTemplateAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: PromptTemplate, form, change: bool) -> None:
         # Every save is a new version; drafts keep pointing at the version they used.
         obj.save_as_new_version(request.user)
+
+    def get_urls(self) -> list:
+        preview = self.admin_site.admin_view(self.preview_view)
+        return [
+            path("<int:pk>/preview/", preview, name="drafts_prompttemplate_preview"),
+            *super().get_urls(),
+        ]
+
+    def preview_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """Run this version on a stored or pasted email; show the result, store nothing."""
+        template = get_object_or_404(PromptTemplate, pk=pk)
+        if not self.has_view_or_change_permission(request, template):
+            raise PermissionDenied
+        form = PreviewForm(request.POST if request.method == "POST" else None)
+        result, error = None, ""
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            email = data["message"] or preview.pasted_email(
+                data["subject"], data["sender"], data["body"]
+            )
+            mailbox = data["message"].mailbox if data["message"] else Mailbox.default()
+            try:
+                result = preview.run(template, email, mailbox)
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": template,
+            "title": f"Preview {template}",
+            "form": form,
+            "result": result,
+            "flags": [describe_flag(f) for f in result.outcome.flags] if result else [],
+            "error": error,
+        }
+        return TemplateResponse(request, "admin/drafts/prompttemplate/preview.html", context)
+
+
+class PreviewForm(forms.Form):
+    """A stored email, or one pasted in."""
+
+    message = forms.ModelChoiceField(
+        queryset=Message.objects.filter(direction=Message.INBOUND).order_by("-date", "-id"),
+        required=False,
+        empty_label="— paste an email below instead —",
+    )
+    subject = forms.CharField(required=False, max_length=998)
+    sender = forms.CharField(required=False, max_length=400, help_text="Name <address>")
+    body = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 10}))
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if not cleaned.get("message") and not cleaned.get("body", "").strip():
+            raise forms.ValidationError("Pick a stored email or paste one (at least its text).")
+        return cleaned
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -16,9 +16,9 @@ from django.db.models import F
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from drafts.models import Draft, Outbox, PromptTemplate, SamplingRule
+from drafts.models import Draft, Message, Outbox, PromptTemplate, SamplingRule
 from inference.drafting import DraftOutcome, DraftSettings, EmailInput, PromptSet, draft_replies
-from inference.registry import load_backend
+from inference.registry import Backend, load_backend
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,8 @@ THREAD_MESSAGES = 3  # earlier messages of a conversation the model reads, newes
 THREAD_CHARS = 1500  # of each
 
 
-def _email_input(draft: Draft) -> EmailInput:
-    message = draft.message
+def email_input(message: Message) -> EmailInput:
+    """What the model reads of ``message``: its text and up to THREAD_MESSAGES before it."""
     earlier = []
     if message.thread_id:
         before = message.thread.messages.exclude(pk=message.pk).filter(date__lte=message.date)
@@ -137,7 +137,7 @@ def generate_draft(draft_id: int) -> str:
     try:
         template = PromptTemplate.active()
         rules = SamplingRule.active()
-        backend = load_backend(settings.REPLYHUB_ENGINE, settings.REPLYHUB_MODEL, **_options())
+        backend = configured_backend()
         # One pipeline call per mailbox (its company profile) and reviewer's request.
         groups: dict[tuple[int, object, object], list[Draft]] = {}
         used: dict[int, PromptTemplate] = {}  # the template each draft was written with
@@ -161,7 +161,7 @@ def generate_draft(draft_id: int) -> str:
             used.update(dict.fromkeys((d.pk for d in drafts), chosen))
             results = draft_replies(
                 backend,
-                [_email_input(d) for d in drafts],
+                [email_input(d.message) for d in drafts],
                 prompts,
                 DraftSettings(
                     company_name=mailbox.effective_company_name,
@@ -194,7 +194,12 @@ def generate_draft(draft_id: int) -> str:
     return f"ready: {len(ids)}"
 
 
-def _options() -> dict[str, object]:
+def configured_backend() -> Backend:
+    """The engine and model of the settings, loaded once per process (see load_backend)."""
+    return load_backend(settings.REPLYHUB_ENGINE, settings.REPLYHUB_MODEL, **backend_options())
+
+
+def backend_options() -> dict[str, object]:
     """Backend options from the settings: device, or the inference server's address."""
     if settings.REPLYHUB_ENGINE == "openai":
         return {

@@ -26,6 +26,7 @@ from drafts import stats
 from drafts.ingest import ingest_message
 from drafts.management.commands.compile_translations import compile_catalogues
 from drafts.models import Draft, StaffProfile
+from inference.drafting import INTENTS
 from tests.conftest import DEMO_INBOX, MAIL_DIR, mail_bytes, make_ready_draft
 
 BASE_DIR = Path(settings.BASE_DIR)
@@ -146,8 +147,10 @@ def test_statuses_reject_reasons_and_history_are_in_chinese(client, alice, mailb
 
 @pytest.mark.django_db
 def test_every_choice_label_is_translated():
-    """Choice labels of the app's models change with the language (protocol names aside)."""
-    untranslatable = {"SSL/TLS", "STARTTLS", *dict(settings.LANGUAGES).values()}
+    """Choice labels of the app's models change with the language (protocol names and the
+    intents, which are always shown in both languages, aside)."""
+    bilingual = {f"{english} · {chinese}" for english, chinese in INTENTS.values()}
+    untranslatable = {"SSL/TLS", "STARTTLS", *dict(settings.LANGUAGES).values(), *bilingual}
     for model in apps.get_app_config("drafts").get_models():
         for field in model._meta.get_fields():
             for _value, label in getattr(field, "choices", None) or []:

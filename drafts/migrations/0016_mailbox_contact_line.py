@@ -4,30 +4,39 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('drafts', '0015_template_per_intent'),
+        ("drafts", "0015_template_per_intent"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='mailbox',
-            name='contact_line',
-            field=models.CharField(blank=True, help_text='Printed under the sign-off, e.g. 客服热线 400-820-1234 · www.acme.example', max_length=300),
+            model_name="mailbox",
+            name="contact_line",
+            field=models.CharField(
+                blank=True,
+                help_text="Printed under the sign-off, e.g. 客服热线 400-820-1234 · www.acme.example",
+                max_length=300,
+            ),
         ),
         migrations.AlterField(
-            model_name='prompttemplate',
-            name='analysis_prompt',
-            field=models.TextField(help_text='Variables: {company_name}, {signoff}, {sender_name}, {customer_name}, {subject}, {email}, {language}, {reply_language}, {greeting}, {intent}, {fields}, {length_limit}, {thread}, {mailbox}. {intent}, {fields}, {customer_name} and {greeting} are filled after the analysis, so use them in the reply prompt.'),
+            model_name="prompttemplate",
+            name="analysis_prompt",
+            field=models.TextField(
+                help_text="Variables: {company_name}, {signoff}, {sender_name}, {customer_name}, {subject}, {email}, {language}, {reply_language}, {greeting}, {intent}, {fields}, {length_limit}, {thread}, {mailbox}. {intent}, {fields}, {customer_name} and {greeting} are filled after the analysis, so use them in the reply prompt."
+            ),
         ),
         migrations.AlterField(
-            model_name='prompttemplate',
-            name='reply_prompt',
-            field=models.TextField(help_text='Variables: {company_name}, {signoff}, {sender_name}, {customer_name}, {subject}, {email}, {language}, {reply_language}, {greeting}, {intent}, {fields}, {length_limit}, {thread}, {mailbox}. {intent}, {fields}, {customer_name} and {greeting} are filled after the analysis, so use them in the reply prompt.'),
+            model_name="prompttemplate",
+            name="reply_prompt",
+            field=models.TextField(
+                help_text="Variables: {company_name}, {signoff}, {sender_name}, {customer_name}, {subject}, {email}, {language}, {reply_language}, {greeting}, {intent}, {fields}, {length_limit}, {thread}, {mailbox}. {intent}, {fields}, {customer_name} and {greeting} are filled after the analysis, so use them in the reply prompt."
+            ),
         ),
         migrations.AlterField(
-            model_name='prompttemplate',
-            name='system_prompt',
-            field=models.TextField(help_text='Variables: {company_name}, {signoff}, {sender_name}, {customer_name}, {subject}, {email}, {language}, {reply_language}, {greeting}, {intent}, {fields}, {length_limit}, {thread}, {mailbox}. {intent}, {fields}, {customer_name} and {greeting} are filled after the analysis, so use them in the reply prompt.'),
+            model_name="prompttemplate",
+            name="system_prompt",
+            field=models.TextField(
+                help_text="Variables: {company_name}, {signoff}, {sender_name}, {customer_name}, {subject}, {email}, {language}, {reply_language}, {greeting}, {intent}, {fields}, {length_limit}, {thread}, {mailbox}. {intent}, {fields}, {customer_name} and {greeting} are filled after the analysis, so use them in the reply prompt."
+            ),
         ),
     ]
