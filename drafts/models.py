@@ -529,6 +529,13 @@ class Draft(models.Model):
     )
     reject_reason = models.CharField(max_length=30, choices=REJECT_REASONS, blank=True)
     reject_note = models.TextField(blank=True)
+    edit_distance = models.FloatField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="How much the approved reply differs from the generated draft, 0 to 1 "
+        "(whitespace ignored); set on approval.",
+    )
     outgoing_message_id = models.CharField(max_length=998, blank=True)
     send_attempts = models.PositiveIntegerField(default=0)
     send_error = models.TextField(blank=True)
@@ -666,6 +673,7 @@ class Draft(models.Model):
             reply_text=text,
             decided_at=timezone.now(),
             decided_by=user,
+            edit_distance=edit_distance(self.generated_text, text),
         )
 
     def reject(self, user: object, reason: str, note: str = "", version: int | None = None) -> bool:
@@ -750,6 +758,18 @@ def _queue_reply(draft: Draft) -> None:
 
 def _normalized(text: str) -> str:
     return " ".join(text.split())
+
+
+def edit_distance(generated: str, approved: str) -> float:
+    """How much of the generated reply was changed: 0 unchanged, 1 rewritten.
+
+    Whitespace is normalized first, so that 0 means exactly what ``was_edited`` calls
+    unchanged. Stored on approval: computing it per request over every draft is too slow.
+    """
+    matcher = difflib.SequenceMatcher(
+        None, _normalized(generated), _normalized(approved), autojunk=False
+    )
+    return 1 - matcher.ratio()
 
 
 class ReviewEvent(models.Model):

@@ -9,7 +9,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
-from drafts import fields, search, stats
+from drafts import charts, fields, search, stats
 from drafts.access import drafts_for, mailboxes_for, reviewers_of, supervisor_required
 from drafts.models import Draft, PromptTemplate
 from drafts.sending import HeaderInjectionError
@@ -334,9 +334,54 @@ def retry_failed(request: HttpRequest) -> HttpResponse:
 
 @supervisor_required
 def stats_page(request: HttpRequest) -> HttpResponse:
-    """Per-reviewer decisions and time to decision."""
+    """Decisions over a date range per reviewer, intent, template and mailbox; or one as CSV."""
+    dates = stats.DateRange.from_query(request.GET)
+    if request.GET.get("format") == "csv":
+        table = request.GET.get("table", "")
+        if table not in stats.TABLES:
+            raise Http404("No such table.")
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        filename = stats.csv_filename(table, dates)
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        stats.write_csv(response, table, dates)
+        return response
+    tables = stats.breakdowns(dates)
+    days = stats.trend(dates)
+    headings = stats.table_headings()
+    titles = {
+        "reviewer": _("Decisions per reviewer"),
+        "intent": _("Decisions per intent"),
+        "template": _("Decisions per template version"),
+        "mailbox": _("Decisions per mailbox"),
+    }
+    sections = [
+        {
+            "name": name,
+            "heading": headings[name],
+            "title": titles[name],
+            "rows": rows,
+            "chart": charts.bar_chart(
+                [(r.label, r.approved_unchanged, r.approved_edited, r.rejected) for r in rows],
+                titles[name],
+            ),
+        }
+        for name, rows in tables.items()
+    ]
+    trend_title = _("Decisions per day, %(start)s to %(end)s") % {
+        "start": dates.start.isoformat(),
+        "end": dates.end.isoformat(),
+    }
+    trend = [(d.day.isoformat(), d.approved_unchanged, d.approved_edited, d.rejected) for d in days]
     return render(
         request,
         "drafts/stats.html",
-        {"rows": stats.per_reviewer(), "deliveries": stats.deliveries()},
+        {
+            "dates": dates,
+            "rows": tables["reviewer"],
+            "sections": sections,
+            "trend_chart": charts.trend_chart(trend, trend_title),
+            "trend_total": sum(d.decided for d in days),
+            "reasons": Draft.REJECT_REASONS,
+            "deliveries": stats.deliveries(),
+        },
     )

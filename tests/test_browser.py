@@ -374,3 +374,22 @@ def test_an_extracted_field_shows_where_the_email_says_it(visit, mailbox, alice)
     # A value the email does not contain is shown as unverified and marks nothing.
     expect(page.locator("table.fields span.field.unverified")).to_have_text("Acme ERP")
     expect(page.locator("pre.email-text mark")).to_have_count(2)
+
+
+def test_a_supervisor_sees_the_stats_charts_without_errors(visit, mailbox, alice, carol):
+    make_ready_draft(mailbox).approve(alice, "Dear Olivia Brown,\n\nDone.\n\nAcme")
+    make_ready_draft(mailbox, "chinese_gb2312.eml").reject(alice, "tone")
+    visitor = visit("carol")
+    page = visitor.page
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.goto("/stats/")
+    trend = page.locator("svg.chart.trend")
+    expect(trend).to_be_visible()
+    expect(trend).to_have_attribute("role", "img")
+    expect(page.locator("#by-reviewer svg.chart")).to_be_visible()
+    expect(page.locator("table[data-table=reviewer] td.label")).to_have_text("alice")
+    expect(page.get_by_role("link", name="Download as CSV")).to_have_count(5)
+    assert problems == []
+    assert visitor.foreign_requests() == []

@@ -1,0 +1,276 @@
+"""Stats page speed with 100,000 decided drafts: server time per request, SQLite and PostgreSQL.
+
+    .venv/bin/python bench/stats.py --drafts 100000 --databases sqlite,postgres
+
+For each database, a fresh one (a new REPLYHUB_VAR_DIR for SQLite; `replyhub_bench_stats`
+on postgres://postgres@127.0.0.1:5432/ for PostgreSQL, dropped first and at the end) is
+migrated and seeded with --drafts drafts decided over the last 90 days (five reviewers, every
+intent, three template versions, two mailboxes; 30% rejected with every reason, the rest
+approved, 40% of those after edits, most sent, some failed). Then the stats page is
+requested through Django's test client, in process, as a supervisor: the default range (30
+days), a 90-day range and one CSV export, and the server time of every request is recorded
+(--requests per case, after two warm-up requests). Prints p50/p95/max per case and a
+Markdown table. Target: p95 under 300 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN = "postgres://postgres@127.0.0.1:5432/postgres"
+PG_BENCH = "postgres://postgres@127.0.0.1:5432/replyhub_bench_stats"
+DAYS = 90
+
+
+def cases() -> list[tuple[str, dict[str, str]]]:
+    from django.utils import timezone
+
+    today = timezone.localdate()
+    days90 = {"from": (today - timedelta(days=DAYS - 1)).isoformat(), "to": today.isoformat()}
+    return [
+        ("last 30 days (default)", {}),
+        ("last 90 days", days90),
+        ("CSV per reviewer, 90 days", {**days90, "format": "csv", "table": "reviewer"}),
+    ]
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def seed(count: int) -> None:
+    """Two mailboxes, ``count`` decided drafts over DAYS days; in batches, with progress."""
+    from django.contrib.auth.models import User
+    from django.utils import timezone
+
+    from drafts.models import (
+        Draft,
+        Mailbox,
+        Message,
+        PromptTemplate,
+        StaffProfile,
+        Thread,
+        edit_distance,
+    )
+    from inference.drafting import INTENTS
+
+    rng = random.Random(20261126)
+    support = Mailbox.default()
+    sales = Mailbox.objects.create(name="sales", address="sales@acme.example")
+    boss = User.objects.create_user("boss", password="x")
+    StaffProfile.objects.create(user=boss, role=StaffProfile.SUPERVISOR)
+    reviewers = [User.objects.create_user(name, password="x") for name in
+                 ("rita", "sam", "tao", "uma", "wei")]  # fmt: skip
+    prompts = {"system_prompt": "s", "analysis_prompt": "a", "reply_prompt": "{email}"}
+    PromptTemplate.objects.filter(name="bench").delete()
+    templates = [
+        PromptTemplate.objects.create(name="bench", version=v, is_active=v == 3, **prompts)
+        for v in (1, 2, 3)
+    ]
+    generated = "Dear customer,\n\nThank you for your message about {}. We will reply soon.\n\nAcme"
+    edits = [
+        "Dear customer,\n\nThank you. Your {} order ships tomorrow.\n\nAcme",
+        "Hello,\n\nThanks for writing about {}; a colleague will call you today.\n\nBest, Acme",
+        "Dear customer,\n\nThank you for your message about {}. We replied by phone.\n\nAcme",
+    ]
+    products = ["Acme CRM", "SmartDesk 3", "DataSync Pro", "EdgeBox 200"]
+    reasons = [reason for reason, _label in Draft.REJECT_REASONS]
+    approved = [Draft.SENT] * 17 + [Draft.APPROVED, Draft.SEND_FAILED, Draft.SEND_UNCERTAIN]
+    now = timezone.now()
+    batch = 2000
+    started = time.monotonic()
+    distances: dict[tuple[str, str], float] = {}
+    for first in range(0, count, batch):
+        size = min(batch, count - first)
+        mailboxes = [support if rng.random() < 0.7 else sales for _ in range(size)]
+        threads = Thread.objects.bulk_create(
+            [
+                Thread(
+                    mailbox=m, subject=f"t{first + i}", customer_address=f"c{first + i}@x.example"
+                )
+                for i, m in enumerate(mailboxes)
+            ]
+        )
+        messages = Message.objects.bulk_create(
+            [
+                Message(
+                    mailbox=mailbox,
+                    thread=thread,
+                    direction=Message.INBOUND,
+                    raw=b"",
+                    sha256=f"{first + i:064x}",
+                    message_id=f"<{first + i}@bench.example>",
+                    subject=f"Question #{first + i}",
+                    from_address=f"customer{first + i}@example.com",
+                    date=now,
+                    size=40,
+                    text="Hello, a question about my order.",
+                )
+                for i, (mailbox, thread) in enumerate(zip(mailboxes, threads, strict=True))
+            ]
+        )
+        drafts = []
+        for m in messages:
+            decided_at = now - timedelta(seconds=rng.uniform(0, DAYS * 86400))
+            product = rng.choice(products)
+            text = generated.format(product)
+            draft = Draft(
+                message=m,
+                mailbox=m.mailbox,
+                intent=rng.choice(list(INTENTS)),
+                language="en",
+                generated_text=text,
+                reply_text=text,
+                template=rng.choice(templates),
+                ready_at=decided_at - timedelta(seconds=rng.expovariate(1 / 900)),
+                decided_at=decided_at,
+                decided_by=rng.choice(reviewers),
+            )
+            if rng.random() < 0.3:
+                draft.status = Draft.REJECTED
+                draft.reject_reason = rng.choice(reasons)
+            else:
+                draft.status = rng.choice(approved)
+                if rng.random() < 0.4:
+                    draft.reply_text = rng.choice(edits).format(product)
+                key = (draft.generated_text, draft.reply_text)
+                if key not in distances:
+                    distances[key] = edit_distance(*key)
+                draft.edit_distance = distances[key]
+            drafts.append(draft)
+        Draft.objects.bulk_create(drafts)
+        say(f"  seeded {first + size:,}/{count:,} in {time.monotonic() - started:.0f} s")
+
+
+def measure(requests: int) -> list[dict]:
+    """Server time of the stats page per case: p50, p95, max in milliseconds."""
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    rows = []
+    for name, query in cases():
+        client = Client()
+        client.force_login(User.objects.get(username="boss"))
+        times = []
+        for i in range(requests + 2):
+            started = time.perf_counter()
+            response = client.get("/stats/", query)
+            elapsed = (time.perf_counter() - started) * 1000
+            assert response.status_code == 200, response.status_code
+            if i >= 2:
+                times.append(elapsed)
+        times.sort()
+        if response.context:
+            decided = sum(r.decided for r in response.context["rows"])
+        else:  # the CSV: its rows after the header
+            decided = sum(int(line.split(",")[1]) for line in response.content.decode().split()[1:]
+                          if line.count(",") > 2)  # fmt: skip
+        row = {
+            "case": name,
+            "p50_ms": round(statistics.median(times), 1),
+            "p95_ms": round(times[int(0.95 * (len(times) - 1))], 1),
+            "max_ms": round(times[-1], 1),
+            "decided": decided,
+        }
+        rows.append(row)
+        say(json.dumps(row, ensure_ascii=False))
+    return rows
+
+
+def child(args: argparse.Namespace) -> None:
+    """Runs with the database chosen by the parent's environment."""
+    import django
+
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "replyhub.settings")
+    django.setup()
+    from django.core.management import call_command
+    from django.test.utils import setup_test_environment
+
+    setup_test_environment()  # so responses carry their template context
+    call_command("migrate", verbosity=0)
+    from drafts.models import Draft
+
+    if Draft.objects.exists():
+        say(f"  reusing the {Draft.objects.count():,} drafts already seeded")
+    else:
+        seed(args.drafts)
+        from django.db import connection
+
+        if connection.vendor == "postgresql":  # what autovacuum does soon after a bulk load
+            with connection.cursor() as cursor:
+                cursor.execute("VACUUM ANALYZE")
+    print(json.dumps(measure(args.requests)))
+
+
+def _postgres(statement: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(statement)
+
+
+def run(database: str, args: argparse.Namespace) -> list[dict]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    with tempfile.TemporaryDirectory(prefix="replyhub-bench-stats-") as folder:
+        env["REPLYHUB_VAR_DIR"] = args.var_dir or folder
+        if database == "postgres":
+            env["DATABASE_URL"] = PG_BENCH
+            _postgres("DROP DATABASE IF EXISTS replyhub_bench_stats")
+            _postgres("CREATE DATABASE replyhub_bench_stats")
+        try:
+            reuse = ["--var-dir", args.var_dir] if args.var_dir else []
+            output = subprocess.run(
+                [sys.executable, __file__, "--child", "--drafts", str(args.drafts),
+                 "--requests", str(args.requests), *reuse],
+                env=env, check=True, stdout=subprocess.PIPE, text=True,
+            ).stdout  # fmt: skip
+        finally:
+            if database == "postgres":
+                _postgres("DROP DATABASE IF EXISTS replyhub_bench_stats")
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--drafts", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument("--databases", default="sqlite,postgres")
+    parser.add_argument(
+        "--var-dir",
+        help="SQLite: keep the database in this folder and reuse it on the next run (seeded "
+        "once; for measuring changes quickly) instead of a fresh temporary one",
+    )
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+    results = {}
+    for database in args.databases.split(","):
+        say(f"{database}: migrating and seeding {args.drafts:,} decided drafts")
+        results[database] = run(database, args)
+    print(f"\nMachine: {platform.node()}, {os.cpu_count()} CPUs; load {os.getloadavg()[0]:.2f}")
+    print(f"Command: .venv/bin/python bench/stats.py {' '.join(sys.argv[1:])}".rstrip())
+    print("\n| database | case | p50 ms | p95 ms | max ms | drafts decided in range |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    for database, rows in results.items():
+        for r in rows:
+            print(f"| {database} | {r['case']} | {r['p50_ms']} | {r['p95_ms']} | "
+                  f"{r['max_ms']} | {r['decided']:,} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
