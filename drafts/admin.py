@@ -9,7 +9,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path
 
@@ -24,6 +24,7 @@ from drafts.models import (
     ReviewEvent,
     SamplingRule,
     StaffProfile,
+    TemplateReplay,
     Thread,
 )
 from inference.drafting import TEMPLATE_VARIABLES, TemplateError, render_template
@@ -113,11 +114,58 @@ class PromptTemplateAdmin(admin.ModelAdmin):
         obj.save_as_new_version(request.user)
 
     def get_urls(self) -> list:
-        preview = self.admin_site.admin_view(self.preview_view)
+        view = self.admin_site.admin_view
         return [
-            path("<int:pk>/preview/", preview, name="drafts_prompttemplate_preview"),
+            path(
+                "<int:pk>/preview/", view(self.preview_view), name="drafts_prompttemplate_preview"
+            ),
+            path("<int:pk>/replay/", view(self.replay_view), name="drafts_prompttemplate_replay"),
+            path(
+                "replay/<int:replay_id>/",
+                view(self.replay_report_view),
+                name="drafts_prompttemplate_replay_report",
+            ),
             *super().get_urls(),
         ]
+
+    def _page(self, request: HttpRequest, template: PromptTemplate, title: str) -> dict:
+        return {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": template,
+            "title": title,
+        }
+
+    def replay_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """Start a replay of this version over the last N approved replies."""
+        template = get_object_or_404(PromptTemplate, pk=pk)
+        if not self.has_change_permission(request, template):
+            raise PermissionDenied
+        form = ReplayForm(request.POST if request.method == "POST" else None)
+        if request.method == "POST" and form.is_valid():
+            replay = TemplateReplay.start(template, form.cleaned_data["emails"], request.user)
+            return redirect("admin:drafts_prompttemplate_replay_report", replay.pk)
+        context = self._page(request, template, f"Replay {template}")
+        context |= {"form": form, "replays": template.replays.all()[:10]}
+        return TemplateResponse(request, "admin/drafts/prompttemplate/replay.html", context)
+
+    def replay_report_view(self, request: HttpRequest, replay_id: int) -> HttpResponse:
+        """Progress, then the report; activating the version is one button away."""
+        replay = get_object_or_404(TemplateReplay.objects.select_related("template"), pk=replay_id)
+        template = replay.template
+        if not self.has_change_permission(request, template):
+            raise PermissionDenied
+        if request.method == "POST" and replay.state == TemplateReplay.DONE:
+            template.activate()
+            self.message_user(request, f"{template} is now in use for new drafts.")
+            return redirect("admin:drafts_prompttemplate_replay_report", replay.pk)
+        context = self._page(request, template, f"Replay of {template}")
+        context |= {
+            "replay": replay,
+            "summary": replay.summary(),
+            "rows": [r for r in replay.rows if "candidate" in r][:100],
+        }
+        return TemplateResponse(request, "admin/drafts/prompttemplate/replay_report.html", context)
 
     def preview_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         """Run this version on a stored or pasted email; show the result, store nothing."""
@@ -147,6 +195,15 @@ class PromptTemplateAdmin(admin.ModelAdmin):
             "error": error,
         }
         return TemplateResponse(request, "admin/drafts/prompttemplate/preview.html", context)
+
+
+class ReplayForm(forms.Form):
+    emails = forms.IntegerField(
+        min_value=1,
+        max_value=2000,
+        initial=50,
+        help_text="How many of the most recently approved replies to replay.",
+    )
 
 
 class PreviewForm(forms.Form):
@@ -213,6 +270,8 @@ class ReviewEventAdmin(ReadOnlyAdmin):
 
 @admin.register(SamplingRule)
 class SamplingRuleAdmin(admin.ModelAdmin):
-    list_display = ("name", "position", "intents", "temperature", "top_p", "enabled")
-    list_editable = ("position", "temperature", "top_p", "enabled")
+    list_display = (
+        *("name", "position", "intents", "temperature", "top_p", "max_new_tokens", "enabled"),
+    )
+    list_editable = ("position", "temperature", "top_p", "max_new_tokens", "enabled")
     list_display_links = ("name",)

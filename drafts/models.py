@@ -410,6 +410,13 @@ class SamplingRule(models.Model):
     top_p = models.FloatField(
         default=0.9, validators=[MinValueValidator(0.05), MaxValueValidator(1)]
     )
+    max_new_tokens = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(16), MaxValueValidator(4096)],
+        help_text="Longest reply, in tokens, for emails this rule matches; empty: the "
+        "REPLYHUB_MAX_NEW_TOKENS setting.",
+    )
     enabled = models.BooleanField(default=True)
 
     class Meta:
@@ -435,6 +442,7 @@ class SamplingRule(models.Model):
             top_p=self.top_p,
             intents=_words(self.intents),
             keywords=_words(self.keywords),
+            max_new_tokens=self.max_new_tokens,
         )
 
     @classmethod
@@ -819,6 +827,7 @@ class ReviewEvent(models.Model):
         return f"{self.get_action_display()} by {self.user or 'system'}"
 
 
-# The outbox lives in its own module (this one is long enough); importing it here registers
-# the model with Django.
+# The outbox and template replays live in modules of their own (this one is long enough);
+# importing them here registers their models with Django.
 from drafts.outbox import Outbox  # noqa: E402
+from drafts.replay import TemplateReplay  # noqa: E402, F401

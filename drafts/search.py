@@ -25,6 +25,7 @@ _TOKEN = re.compile(rf"[{_CJK}]+|[^\W_{_CJK}]+")
 # PostgreSQL refuses a tsvector over 1 MB; a longer email is searchable by its first part.
 MAX_DOCUMENT_CHARS = 100_000
 MAX_QUERY_TERMS = 16
+SIMILAR_TERMS = 32  # words of an email that look for similar ones
 
 
 def _is_cjk(token: str) -> bool:
@@ -96,6 +97,30 @@ def matching_message_ids(query: str) -> RawSQL | None:
     """A subquery of the ids of messages matching ``query``; None when it has no words."""
     found = terms(query)
     return RawSQL(*_match_sql(found)) if found else None
+
+
+def similar_message_ids(text: str, limit: int) -> list[int]:
+    """Ids of the messages sharing the most words with ``text``, best first (BM25 on SQLite,
+    ts_rank on PostgreSQL): any of its first SIMILAR_TERMS distinct words may match."""
+    words = list(dict.fromkeys(w for w in document(text).split() if len(w) > 1))
+    words = words[:SIMILAR_TERMS]
+    if not words:
+        return []
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT id FROM drafts_message, to_tsquery('simple'::regconfig, %s) query"
+                " WHERE search_vector @@ query ORDER BY ts_rank(search_vector, query) DESC"
+                " LIMIT %s",
+                [" | ".join(f"'{w}'" for w in words), limit],
+            )
+        else:
+            cursor.execute(
+                "SELECT rowid FROM drafts_message_fts WHERE drafts_message_fts MATCH %s"
+                " ORDER BY bm25(drafts_message_fts) LIMIT %s",
+                [" OR ".join(f'"{w}"' for w in words), limit],
+            )
+        return [row[0] for row in cursor.fetchall()]
 
 
 def first_matching_ids(query: str, limit: int) -> list[int]:

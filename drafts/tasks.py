@@ -16,6 +16,7 @@ from django.db.models import F
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from drafts import examples
 from drafts.models import Draft, Message, Outbox, PromptTemplate, SamplingRule
 from inference.drafting import DraftOutcome, DraftSettings, EmailInput, PromptSet, draft_replies
 from inference.registry import Backend, load_backend
@@ -54,7 +55,9 @@ def email_input(message: Message) -> EmailInput:
     """What the model reads of ``message``: its text and up to THREAD_MESSAGES before it."""
     earlier = []
     if message.thread_id:
-        before = message.thread.messages.exclude(pk=message.pk).filter(date__lte=message.date)
+        before = message.thread.messages.exclude(pk=message.pk)
+        if message.date:  # an email without a Date header: all the thread is earlier
+            before = before.filter(date__lte=message.date)
         for m in reversed(before.order_by("-date", "-id")[:THREAD_MESSAGES]):
             who = "us" if m.direction == m.OUTBOUND else (m.from_name or m.from_address)
             earlier.append((who, m.text_for_model[:THREAD_CHARS]))
@@ -173,6 +176,9 @@ def generate_draft(draft_id: int) -> str:
                     temperature=temperature,
                 ),
                 rules,
+                examples=examples.finder(settings.REPLYHUB_FEW_SHOT_EXAMPLES)
+                if settings.REPLYHUB_FEW_SHOT_EXAMPLES
+                else None,
             )
             outcomes.update({d.pk: r for d, r in zip(drafts, results, strict=True)})
             for d, result in zip(drafts, results, strict=True):
@@ -228,6 +234,7 @@ def _store(pk: int, outcome: DraftOutcome, template: PromptTemplate, model_name:
             "raw_reply": outcome.raw_reply,
             "finish_reason": outcome.finish_reason,
             "analysis_notes": outcome.analysis_notes,
+            "examples": [int(key) for key in outcome.examples],
             **outcome.sampling,
         },
         prompt_tokens=outcome.prompt_tokens,

@@ -18,6 +18,7 @@ import datetime as dt
 import json
 import math
 import string
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -78,6 +79,20 @@ class EmailInput:
 
 
 @dataclass(frozen=True)
+class Example:
+    """An earlier email and the reply a reviewer approved for it, shown to the model."""
+
+    key: str  # how the caller finds it again (ReplyHub: the draft's id), kept on the outcome
+    email: str
+    reply: str
+
+
+# Given an email and its intent, the examples to show the model before it writes the reply.
+ExampleFinder = Callable[[EmailInput, str], Sequence[Example]]
+EXAMPLE_INTRO = "An earlier customer email, and the reply our team approved for it:"
+
+
+@dataclass(frozen=True)
 class PromptSet:
     """A prompt template's three texts, with {variables} from TEMPLATE_VARIABLES.
 
@@ -130,6 +145,7 @@ class DraftOutcome:
     finish_reason: str
     analysis_notes: list[str]
     reply_prompt_intent: str = ""  # whose reply prompt wrote it: an intent, or "" (default)
+    examples: tuple[str, ...] = ()  # keys of the examples shown with the reply prompt
 
 
 class TemplateError(ValueError):
@@ -170,6 +186,12 @@ def quote_thread(email: EmailInput) -> str:
         f"{EMAIL_OPEN}\nFrom: {_defuse(who)}\n\n{_defuse(text.strip())}\n{EMAIL_CLOSE}"
         for who, text in email.thread
     )
+
+
+def _example_turns(example: Example) -> tuple[ChatMessage, ChatMessage]:
+    """An example as a past exchange: the email quoted as data, the approved reply."""
+    quoted = f"{EXAMPLE_INTRO}\n{EMAIL_OPEN}\n{_defuse(example.email.strip())}\n{EMAIL_CLOSE}"
+    return ChatMessage("user", quoted), ChatMessage("assistant", example.reply)
 
 
 def _softmax(scores: list[float]) -> list[float]:
@@ -236,6 +258,7 @@ def draft_replies(
     prompts: PromptSet,
     settings: DraftSettings,
     rules: tuple[SamplingRule, ...] = DEFAULT_RULES,
+    examples: ExampleFinder | None = None,
 ) -> list[DraftOutcome]:
     """Analyse ``emails`` and write their reply drafts with ``backend``, as one batch.
 
@@ -260,7 +283,7 @@ def draft_replies(
     )
     analysed, notes, analysis_runs = _analyse(backend, analysis, settings)
 
-    reply_requests, rule_names, intents, fields_list = [], [], [], []
+    reply_requests, rule_names, intents, fields_list, shown_keys = [], [], [], [], []
     for email, text, v, system, choice, output in zip(
         emails, texts, values, systems, choices, analysed, strict=True
     ):
@@ -290,7 +313,10 @@ def draft_replies(
         user = ChatMessage(
             "user", render_template(prompts.reply_by_intent.get(intent, prompts.reply), v)
         )
-        reply_requests.append(GenerationRequest((system, user), sampling))
+        shown = tuple(examples(email, intent)) if examples else ()
+        turns = [turn for example in shown for turn in _example_turns(example)]
+        reply_requests.append(GenerationRequest((system, *turns, user), sampling))
+        shown_keys.append(tuple(example.key for example in shown))
         rule_names.append(rule)
         intents.append((intent, probabilities, best))
         fields_list.append(fields)
@@ -337,6 +363,7 @@ def draft_replies(
                 finish_reason=written[i].finish_reason,
                 analysis_notes=notes[i],
                 reply_prompt_intent=intent if intent in prompts.reply_by_intent else "",
+                examples=shown_keys[i],
             )
         )
     return outcomes

@@ -25,6 +25,7 @@ class SamplingRule:
     top_p: float = 0.9
     intents: tuple[str, ...] = ()
     keywords: tuple[str, ...] = ()
+    max_new_tokens: int | None = None  # None: the settings' limit
 
     def matches(self, intent: str, text: str) -> bool:
         """True when this rule applies to an email of ``intent`` with ``text``."""
@@ -67,11 +68,15 @@ DEFAULT_TEMPERATURE = 0.5
 def choose_sampling(
     rules: tuple[SamplingRule, ...], intent: str, text: str, base: SamplingParams
 ) -> tuple[SamplingParams, str]:
-    """``base`` with the temperature and top-p of the first matching rule, and its name.
+    """``base`` with the temperature, top-p and (if it sets one) the length limit of the
+    first matching rule, and its name.
 
     Without a matching rule the base settings stand and the name is "default".
     """
     for rule in rules:
         if rule.matches(intent, text):
-            return replace(base, temperature=rule.temperature, top_p=rule.top_p), rule.name
+            chosen = replace(base, temperature=rule.temperature, top_p=rule.top_p)
+            if rule.max_new_tokens:
+                chosen = replace(chosen, max_new_tokens=rule.max_new_tokens)
+            return chosen, rule.name
     return base, "default"

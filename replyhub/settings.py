@@ -164,6 +164,8 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
+# Learning from edits: approved replies to similar emails shown to the model (0: none).
+REPLYHUB_FEW_SHOT_EXAMPLES = envint("REPLYHUB_FEW_SHOT_EXAMPLES", "0")
 # Sending: attempts after temporary failures (4xx, connection trouble) before giving up.
 REPLYHUB_SEND_MAX_ATTEMPTS = envint("REPLYHUB_SEND_MAX_ATTEMPTS", "8")
 # Failed logins per username before it is locked for a while (five times as many per address).

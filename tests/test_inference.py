@@ -260,3 +260,12 @@ def test_invoice_numbers_hotlines_and_landlines_are_found():
     assert found["order_numbers"] == ["INV-2026-0042", "INV-88812"]
     assert found["phone_numbers"] == ["400-820-1234", "010-62345678", "07700 900123"]
     assert found["key_dates"] == ["2026-12-03"]
+
+
+def test_a_rule_can_also_set_the_length_of_the_reply():
+    rules = (SamplingRule("short", 0.3, max_new_tokens=64), SamplingRule("rest", 0.7))
+    base = SamplingParams(temperature=0.5, max_new_tokens=200)
+    short, name = choose_sampling(rules, "inquiry", "Hi", base)
+    assert (name, short.temperature, short.max_new_tokens) == ("short", 0.3, 64)
+    rest, _ = choose_sampling(rules[1:], "inquiry", "Hi", base)
+    assert rest.max_new_tokens == 200  # a rule without a limit keeps the settings' one
