@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import imaplib
 from collections.abc import Iterator
+from datetime import timedelta
 from email import policy
 from email.parser import BytesParser
+from email.utils import format_datetime
 
 import pytest
 from aiosmtpd.controller import Controller
 from django.urls import reverse
+from django.utils import timezone
 
 from drafts import imap
 from drafts.models import Draft, Message, Outbox
@@ -131,7 +134,8 @@ def test_the_reply_reaches_the_customer_threaded_and_stays_in_sent(
         "Message-ID: <answer-1@northwind.example>\r\n"
         f"In-Reply-To: {outbox.message_id}\r\n"
         f"References: {original.message_id} {outbox.message_id}\r\n"
-        "Date: Thu, 26 Nov 2026 10:00:00 +0000\r\n\r\nThanks, we will order.\r\n"
+        f"Date: {format_datetime(timezone.now() + timedelta(minutes=5))}\r\n"
+        "\r\nThanks, we will order.\r\n"
     ).encode()
     dovecot.deliver(answer)
     imap.fetch_mailbox(mailbox)
