@@ -17,20 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
-import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from datetime import timedelta
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PG_ADMIN = "postgres://postgres@127.0.0.1:5432/postgres"
-PG_BENCH = "postgres://postgres@127.0.0.1:5432/replyhub_bench_stats"
+import pagebench
+from pagebench import say
+
 DAYS = 90
 
 
@@ -44,10 +37,6 @@ def cases() -> list[tuple[str, dict[str, str]]]:
         ("last 90 days", days90),
         ("CSV per reviewer, 90 days", {**days90, "format": "csv", "table": "reviewer"}),
     ]
-
-
-def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def seed(count: int) -> None:
@@ -179,9 +168,7 @@ def measure(requests: int) -> list[dict]:
                           if line.count(",") > 2)  # fmt: skip
         row = {
             "case": name,
-            "p50_ms": round(statistics.median(times), 1),
-            "p95_ms": round(times[int(0.95 * (len(times) - 1))], 1),
-            "max_ms": round(times[-1], 1),
+            **pagebench.timings(times),
             "decided": decided,
         }
         rows.append(row)
@@ -191,69 +178,20 @@ def measure(requests: int) -> list[dict]:
 
 def child(args: argparse.Namespace) -> None:
     """Runs with the database chosen by the parent's environment."""
-    import django
 
-    sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "replyhub.settings")
-    django.setup()
-    from django.core.management import call_command
-    from django.test.utils import setup_test_environment
+    def seeded() -> int:
+        from drafts.models import Draft
 
-    setup_test_environment()  # so responses carry their template context
-    call_command("migrate", verbosity=0)
-    from drafts.models import Draft
+        return Draft.objects.count()
 
-    if Draft.objects.exists():
-        say(f"  reusing the {Draft.objects.count():,} drafts already seeded")
-    else:
-        seed(args.drafts)
-        from django.db import connection
-
-        if connection.vendor == "postgresql":  # what autovacuum does soon after a bulk load
-            with connection.cursor() as cursor:
-                cursor.execute("VACUUM ANALYZE")
+    pagebench.prepare(seeded, lambda: seed(args.drafts), "drafts")
     print(json.dumps(measure(args.requests)))
-
-
-def _postgres(statement: str) -> None:
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(statement)
-
-
-def run(database: str, args: argparse.Namespace) -> list[dict]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    with tempfile.TemporaryDirectory(prefix="replyhub-bench-stats-") as folder:
-        env["REPLYHUB_VAR_DIR"] = args.var_dir or folder
-        if database == "postgres":
-            env["DATABASE_URL"] = PG_BENCH
-            _postgres("DROP DATABASE IF EXISTS replyhub_bench_stats")
-            _postgres("CREATE DATABASE replyhub_bench_stats")
-        try:
-            reuse = ["--var-dir", args.var_dir] if args.var_dir else []
-            output = subprocess.run(
-                [sys.executable, __file__, "--child", "--drafts", str(args.drafts),
-                 "--requests", str(args.requests), *reuse],
-                env=env, check=True, stdout=subprocess.PIPE, text=True,
-            ).stdout  # fmt: skip
-        finally:
-            if database == "postgres":
-                _postgres("DROP DATABASE IF EXISTS replyhub_bench_stats")
-    return json.loads(output.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--drafts", type=int, default=100_000)
-    parser.add_argument("--requests", type=int, default=20)
-    parser.add_argument("--databases", default="sqlite,postgres")
-    parser.add_argument(
-        "--var-dir",
-        help="SQLite: keep the database in this folder and reuse it on the next run (seeded "
-        "once; for measuring changes quickly) instead of a fresh temporary one",
-    )
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    pagebench.add_common_arguments(parser, requests=20)
     args = parser.parse_args()
     if args.child:
         child(args)
@@ -261,9 +199,11 @@ def main() -> None:
     results = {}
     for database in args.databases.split(","):
         say(f"{database}: migrating and seeding {args.drafts:,} decided drafts")
-        results[database] = run(database, args)
-    print(f"\nMachine: {platform.node()}, {os.cpu_count()} CPUs; load {os.getloadavg()[0]:.2f}")
-    print(f"Command: .venv/bin/python bench/stats.py {' '.join(sys.argv[1:])}".rstrip())
+        argv = ["--drafts", str(args.drafts), "--requests", str(args.requests)]
+        results[database] = pagebench.run_child(
+            __file__, database, "replyhub_bench_stats", argv, args.var_dir
+        )
+    pagebench.print_machine("stats.py")
     print("\n| database | case | p50 ms | p95 ms | max ms | drafts decided in range |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     for database, rows in results.items():
