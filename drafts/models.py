@@ -476,6 +476,8 @@ class Draft(models.Model):
         (SEND_UNCERTAIN, gettext_lazy("Approved, delivery uncertain")),
         (REJECTED, gettext_lazy("Rejected")),
     ]
+    # Approved by a reviewer, whatever became of the sending.
+    APPROVED_STATUSES = [APPROVED, SENDING, SENT, SEND_FAILED, SEND_UNCERTAIN]
     REJECT_REASONS = [
         ("wrong_intent", gettext_lazy("Wrong intent or misunderstood the email")),
         ("wrong_facts", gettext_lazy("Wrong or invented facts")),

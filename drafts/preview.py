@@ -10,11 +10,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from django.conf import settings
-
 from drafts import tasks
 from drafts.models import Mailbox, Message, PromptTemplate
-from inference.drafting import DraftOutcome, DraftSettings, EmailInput, PromptSet, draft_replies
+from inference.drafting import DraftOutcome, EmailInput, PromptSet, draft_replies
 
 
 @dataclass(frozen=True)
@@ -59,13 +57,6 @@ def run(template: PromptTemplate, email: EmailInput | Message, mailbox: Mailbox)
         backend,
         [email],
         prompts,
-        DraftSettings(
-            company_name=mailbox.effective_company_name,
-            signoff=mailbox.effective_signoff,
-            max_new_tokens=settings.REPLYHUB_MAX_NEW_TOKENS,
-            analysis_max_new_tokens=settings.REPLYHUB_ANALYSIS_MAX_NEW_TOKENS,
-            mailbox=f"{mailbox.display_name} <{mailbox.address}>".strip(),
-            contact_line=mailbox.contact_line,
-        ),
+        tasks.draft_settings(mailbox),
     )
     return Preview(outcome, time.perf_counter() - started, prompts_from)

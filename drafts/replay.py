@@ -20,11 +20,10 @@ from django.utils.translation import gettext_lazy
 
 from drafts import search
 from drafts.models import Draft, PromptTemplate, edit_distance
-from inference.drafting import DraftOutcome, DraftSettings
+from inference.drafting import DraftOutcome
 
 log = logging.getLogger(__name__)
 
-APPROVED = [Draft.APPROVED, Draft.SENDING, Draft.SENT, Draft.SEND_FAILED, Draft.SEND_UNCERTAIN]
 # Flags about the reply's form (not about the email, such as prompt injection).
 FORMAT_FLAGS = ("empty_reply", "placeholder_text", "language_mismatch", "too_long")
 
@@ -75,7 +74,9 @@ class TemplateReplay(models.Model):
         """Queue a replay over the last ``count`` approved replies."""
         from drafts.tasks import _enqueue
 
-        drafts = Draft.objects.filter(status__in=APPROVED).order_by("-decided_at", "-id")
+        drafts = Draft.objects.filter(status__in=Draft.APPROVED_STATUSES).order_by(
+            "-decided_at", "-id"
+        )
         ids = list(drafts.values_list("id", flat=True)[:count])
         replay = cls.objects.create(
             template=template,
@@ -128,11 +129,12 @@ def run_replay(replay_id: int) -> str:
             rows = replay.rows[first : first + size]
             chunk = [r for r in rows if r["draft"] in drafts]  # a draft deleted since: skipped
             batch = [drafts[r["draft"]] for r in chunk]
-            outcomes = draft_replies(
-                backend, [tasks.email_input(d.message) for d in batch], prompts, _settings(batch)
-            )
-            for row, draft, outcome in zip(chunk, batch, outcomes, strict=True):
-                row.update(_compare(draft, outcome))
+            if batch:
+                emails = [tasks.email_input(d.message) for d in batch]
+                profile = tasks.draft_settings(batch[0].message.mailbox)
+                outcomes = draft_replies(backend, emails, prompts, profile)
+                for row, draft, outcome in zip(chunk, batch, outcomes, strict=True):
+                    row.update(_compare(draft, outcome))
             TemplateReplay.objects.filter(pk=replay_id).update(
                 rows=replay.rows, done=F("done") + len(rows)
             )
@@ -148,17 +150,6 @@ def run_replay(replay_id: int) -> str:
         state=TemplateReplay.DONE, finished_at=timezone.now()
     )
     return f"done: {len(replay.rows)}"
-
-
-def _settings(batch: list[Draft]) -> DraftSettings:
-    mailbox = batch[0].message.mailbox if batch else None
-    return DraftSettings(
-        company_name=mailbox.effective_company_name if mailbox else "",
-        signoff=mailbox.effective_signoff if mailbox else "",
-        max_new_tokens=settings.REPLYHUB_MAX_NEW_TOKENS,
-        analysis_max_new_tokens=settings.REPLYHUB_ANALYSIS_MAX_NEW_TOKENS,
-        contact_line=mailbox.contact_line if mailbox else "",
-    )
 
 
 def _compare(draft: Draft, outcome: DraftOutcome) -> dict[str, object]:

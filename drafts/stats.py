@@ -36,7 +36,7 @@ from django.utils.translation import gettext as _
 from drafts.models import Draft, Mailbox, Outbox, PromptTemplate
 from inference.drafting import INTENTS
 
-APPROVED = [Draft.APPROVED, Draft.SENDING, Draft.SENT, Draft.SEND_FAILED, Draft.SEND_UNCERTAIN]
+APPROVED = Draft.APPROVED_STATUSES
 NOT_DELIVERED = [Draft.SEND_FAILED, Draft.SEND_UNCERTAIN]
 DEFAULT_DAYS = 30
 MAX_DAYS = 731

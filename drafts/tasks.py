@@ -17,7 +17,7 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from drafts import examples
-from drafts.models import Draft, Message, Outbox, PromptTemplate, SamplingRule
+from drafts.models import Draft, Mailbox, Message, Outbox, PromptTemplate, SamplingRule
 from inference.drafting import DraftOutcome, DraftSettings, EmailInput, PromptSet, draft_replies
 from inference.registry import Backend, load_backend
 
@@ -166,15 +166,7 @@ def generate_draft(draft_id: int) -> str:
                 backend,
                 [email_input(d.message) for d in drafts],
                 prompts,
-                DraftSettings(
-                    company_name=mailbox.effective_company_name,
-                    signoff=mailbox.effective_signoff,
-                    mailbox=f"{mailbox.display_name} <{mailbox.address}>".strip(),
-                    contact_line=mailbox.contact_line,
-                    max_new_tokens=settings.REPLYHUB_MAX_NEW_TOKENS,
-                    analysis_max_new_tokens=settings.REPLYHUB_ANALYSIS_MAX_NEW_TOKENS,
-                    temperature=temperature,
-                ),
+                draft_settings(mailbox, temperature),
                 rules,
                 examples=examples.finder(settings.REPLYHUB_FEW_SHOT_EXAMPLES)
                 if settings.REPLYHUB_FEW_SHOT_EXAMPLES
@@ -198,6 +190,19 @@ def generate_draft(draft_id: int) -> str:
         _store(pk, outcome, used[pk], model_name)
     log.info("Drafted %d: %s", len(ids), ids)
     return f"ready: {len(ids)}"
+
+
+def draft_settings(mailbox: Mailbox, temperature: float | None = None) -> DraftSettings:
+    """The mailbox's company profile and the settings' limits, as the engine takes them."""
+    return DraftSettings(
+        company_name=mailbox.effective_company_name,
+        signoff=mailbox.effective_signoff,
+        mailbox=f"{mailbox.display_name} <{mailbox.address}>".strip(),
+        contact_line=mailbox.contact_line,
+        max_new_tokens=settings.REPLYHUB_MAX_NEW_TOKENS,
+        analysis_max_new_tokens=settings.REPLYHUB_ANALYSIS_MAX_NEW_TOKENS,
+        temperature=temperature,
+    )
 
 
 def configured_backend() -> Backend:
