@@ -45,10 +45,12 @@ FLAG_LABELS = {
     injection.HIDDEN_TEXT: _("Hidden text in the email"),
 }
 
+_LONGEST_FIRST = sorted(FLAG_LABELS, key=len, reverse=True)  # "too_long: …" before "too"
+
 
 def describe_flag(flag: str) -> str:
     """A flag as a sentence: its code's label, then the engine's detail (quotes, numbers)."""
-    for code in sorted(FLAG_LABELS, key=len, reverse=True):
+    for code in _LONGEST_FIRST:
         if flag == code or flag.startswith((f"{code}:", f"{code} ", f"{code}(")):
             detail = flag[len(code) :].lstrip(":").strip()
             if code == "unverified_field":

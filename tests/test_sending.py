@@ -426,3 +426,21 @@ def test_replies_are_plain_text_by_default(mailbox, alice, smtp_server):
     send_outbox(approve(mailbox, alice).pk)
     [(_, sent)] = smtp_server.received
     assert sent.get_content_type() == "text/plain"
+
+
+def test_a_reply_whose_task_was_lost_is_queued_again_by_the_sweep(mailbox, alice, smtp_server):
+    outbox = approve(mailbox, alice)
+    assert sweep_outbox() == "0 uncertain, 0 queued"  # its own task is still to run
+    Outbox.objects.filter(pk=outbox.pk).update(
+        next_attempt_at=timezone.now() - timedelta(minutes=2)
+    )
+    assert sweep_outbox() == "0 uncertain, 1 queued"
+
+
+def test_a_send_task_queued_before_the_outbox_existed_still_sends_once(mailbox, alice, smtp_server):
+    draft = make_ready_draft(mailbox)
+    Draft.objects.filter(pk=draft.pk).update(status=Draft.APPROVED)  # approved by an old version
+    assert send_draft(draft.pk) == "sent"
+    assert send_draft(draft.pk).startswith("skipped")
+    assert Outbox.objects.get(draft=draft).state == Outbox.SENT
+    assert len(smtp_server.received) == 1
