@@ -21,6 +21,7 @@ class DraftsConfig(AppConfig):
         post_migrate.connect(ensure_search_index, sender=self)
         post_migrate.connect(grant_admin_access, sender=self)
         post_migrate.connect(schedule_outbox_sweep, sender=self)
+        post_migrate.connect(schedule_stats_summaries, sender=self)
 
 
 def ensure_search_index(using: str = "default", **kwargs: object) -> None:
@@ -74,5 +75,24 @@ def schedule_outbox_sweep(using: str = "default", **kwargs: object) -> None:
             "schedule_type": Schedule.MINUTES,
             "minutes": 1,
             "repeats": -1,
+        },
+    )
+
+
+def schedule_stats_summaries(using: str = "default", **kwargs: object) -> None:
+    """Every night a worker sums up the day that ended, so no stats page waits for it."""
+    from datetime import datetime, time, timedelta
+
+    from django.utils import timezone
+    from django_q.models import Schedule
+
+    tomorrow = timezone.localdate() + timedelta(days=1)
+    Schedule.objects.using(using).update_or_create(
+        func="drafts.daily.summarize_recent",
+        defaults={
+            "name": "Stats: sum up the days that ended",
+            "schedule_type": Schedule.DAILY,
+            "repeats": -1,
+            "next_run": timezone.make_aware(datetime.combine(tomorrow, time(0, 10))),
         },
     )

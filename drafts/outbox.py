@@ -24,6 +24,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
+from drafts import daily
 from drafts.models import Draft, Mailbox, ReviewEvent
 
 # Waits before the 1st, 2nd, … retry after a temporary failure; the last repeats.
@@ -95,6 +96,10 @@ class Outbox(models.Model):
                 )
                 if event:
                     ReviewEvent.objects.create(draft_id=self.draft_id, **event)
+                # The stats of the decision's day count sent and failed replies.
+                daily.forget(
+                    Draft.objects.values_list("decided_at", flat=True).get(pk=self.draft_id)
+                )
         return bool(moved)
 
     def claim(self) -> bool:

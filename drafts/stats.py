@@ -1,93 +1,35 @@
 """Supervisor numbers over a date range: decisions per reviewer, intent, template, mailbox.
 
-Everything is grouped in the database, in one query per page (plus one for the trend): per
-reviewer × intent × template × mailbox, with each group's edit distances and times to
-decision joined into a string, because SQLite has no median aggregate; Python sums the
-groups into the four tables and takes the medians. The edit distance itself is stored when
-a draft is approved (``Draft.edit_distance``), never computed here.
+The numbers come from ``drafts.daily``: each closed day is summed once per group and kept,
+today is counted live, so a page costs the same with 10,000 drafts as with 1,000,000. This
+module turns those totals into the page's rows, labels, medians, trend and CSV files. The
+edit distance itself is stored when a draft is approved (``Draft.edit_distance``), never
+computed here.
 """
 
 from __future__ import annotations
 
 import csv
-from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 from statistics import median
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db.models import (
-    Aggregate,
-    Case,
-    Count,
-    F,
-    FloatField,
-    Func,
-    Q,
-    QuerySet,
-    TextField,
-    When,
-)
+from django.db.models import Count
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from drafts import daily
 from drafts.models import Draft, Mailbox, Outbox, PromptTemplate
 from inference.drafting import INTENTS
 
-APPROVED = Draft.APPROVED_STATUSES
-NOT_DELIVERED = [Draft.SEND_FAILED, Draft.SEND_UNCERTAIN]
 DEFAULT_DAYS = 30
 MAX_DAYS = 731
-# The breakdowns: table name -> the Draft column it groups by.
-DIMENSIONS = {
-    "reviewer": "decided_by",
-    "intent": "intent",
-    "template": "template",
-    "mailbox": "mailbox",
-}
+DIMENSIONS = list(daily.DIMENSIONS)
 TABLES = [*DIMENSIONS, "trend"]
 NONE_LABEL = "—"
-
-
-class EpochSeconds(Func):
-    """Seconds since 1970 of a datetime column, as a float, in SQL on SQLite and PostgreSQL.
-
-    Lets the database subtract two datetimes and bucket days without Django parsing
-    100,000 datetimes in Python.
-    """
-
-    output_field = FloatField()
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
-        template = "((julianday(%(expressions)s) - 2440587.5) * 86400.0)"
-        return self.as_sql(compiler, connection, template=template, **extra)
-
-    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
-        template = "EXTRACT(EPOCH FROM %(expressions)s)::double precision"
-        return self.as_sql(compiler, connection, template=template, **extra)
-
-
-class DayIndex(Func):
-    """Whole days from ``start`` (epoch seconds) to a datetime column; 0 is the first day.
-
-    Days are 86,400 s from local midnight of the range's first day: exact in zones without
-    daylight saving time (such as the default, Asia/Shanghai), an hour off around a switch
-    elsewhere.
-    """
-
-    output_field = FloatField()
-
-    def __init__(self, column: str, start: float) -> None:
-        super().__init__((EpochSeconds(column) - start) / 86400.0)
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
-        # The range starts at day 0, so every value is >= 0 and truncation is floor.
-        return self.as_sql(compiler, connection, template="CAST(%(expressions)s AS INTEGER)")
-
-    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
-        return self.as_sql(compiler, connection, template="FLOOR(%(expressions)s)::integer")
 
 
 @dataclass(frozen=True)
@@ -128,25 +70,6 @@ class DateRange:
     @property
     def days(self) -> list[date]:
         return [self.start + timedelta(days=n) for n in range((self.end - self.start).days + 1)]
-
-    @property
-    def first_moment(self) -> datetime:
-        return timezone.make_aware(datetime.combine(self.start, time.min))
-
-    @property
-    def after_last_moment(self) -> datetime:
-        return timezone.make_aware(datetime.combine(self.end + timedelta(days=1), time.min))
-
-    def decided(self) -> QuerySet[Draft]:
-        """Drafts approved or rejected within the range.
-
-        Only approve() and reject() set ``decided_at``, and no status leads back from theirs,
-        so the range alone selects them. Filtering on the status too would tempt SQLite
-        (before ANALYZE has run) into the queue's index and a read of every wide row.
-        """
-        return Draft.objects.filter(
-            decided_at__gte=self.first_moment, decided_at__lt=self.after_last_moment
-        ).order_by()
 
 
 @dataclass
@@ -209,85 +132,29 @@ class Row:
         return _("%(minutes)sm %(seconds)ss") % {"minutes": minutes, "seconds": f"{seconds:02d}"}
 
 
-COLUMNS = {table: f"{column}_id" if column != "intent" else column
-           for table, column in DIMENSIONS.items()}  # fmt: skip
+def _median(values: list[int], scale: int) -> float | None:
+    return median(values) / scale if values else None
 
 
-class Joined(Aggregate):
-    """Every non-null value of a group, rounded to whole numbers, in one comma-separated string.
-
-    How the medians leave the database: one short string per group instead of a row per
-    draft (fetching 100,000 rows costs more than the whole rest of the page).
-    """
-
-    function = "GROUP_CONCAT"
-    output_field = TextField()
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
-        template = "GROUP_CONCAT(CAST(%(expressions)s AS INTEGER))"
-        return self.as_sql(compiler, connection, template=template, **extra)
-
-    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
-        template = "STRING_AGG(CAST(%(expressions)s AS BIGINT)::text, ',')"
-        return self.as_sql(compiler, connection, template=template, **extra)
-
-
-# Edit distances travel as millionths, times to decision as milliseconds.
-EDIT_SCALE, WAIT_SCALE = 1_000_000, 1000
-
-
-def _combinations(drafts: QuerySet[Draft]) -> list[dict[str, Any]]:
-    """One GROUP BY query: every count, per reviewer × intent × template × mailbox.
-
-    A few hundred rows, which Python then sums into the four tables: one scan of the range
-    instead of four. Each row also carries its edit distances and times to decision, for
-    the medians.
-    """
-    rejected = Q(status=Draft.REJECTED)
-    aggregates = {
-        "decided": Count("id"),
-        "rejected": Count("id", filter=rejected),
-        # Stored edit distances are 0 exactly when the whitespace-normalized texts are equal,
-        # which is what Draft.was_edited calls unchanged.
-        "edited": Count("id", filter=Q(status__in=APPROVED, edit_distance__gt=0)),
-        "sent": Count("id", filter=Q(status=Draft.SENT)),
-        "send_failed": Count("id", filter=Q(status__in=NOT_DELIVERED)),
-        "edits": Joined(
-            Case(When(status__in=APPROVED, then=F("edit_distance") * EDIT_SCALE), default=None)
-        ),
-        "waits": Joined((EpochSeconds("decided_at") - EpochSeconds("ready_at")) * WAIT_SCALE),
-    }
-    for reason, _label in Draft.REJECT_REASONS:
-        aggregates[f"reason_{reason}"] = Count("id", filter=rejected & Q(reject_reason=reason))
-    combinations = list(drafts.values(*COLUMNS.values()).annotate(**aggregates))
-    for combination in combinations:
-        for name in ("edits", "waits"):
-            values = combination[name]
-            combination[name] = sorted(map(int, values.split(","))) if values else []
-    return combinations
-
-
-Medians = dict[str, dict[Any, tuple[float | None, float | None]]]
-
-
-def _medians(combinations: list[dict[str, Any]]) -> Medians:
-    """(median edit distance, median seconds to decision) per table and group."""
-    result: Medians = {}
-    for table, column in COLUMNS.items():
-        groups: defaultdict[Any, tuple[list[int], list[int]]] = defaultdict(lambda: ([], []))
-        for combination in combinations:
-            edits, waits = groups[combination[column]]
-            edits.extend(combination["edits"])
-            waits.extend(combination["waits"])
-        # Each combination's values are sorted: median()'s sort merges those runs quickly.
-        result[table] = {
-            key: (
-                median(edits) / EDIT_SCALE if edits else None,
-                median(waits) / WAIT_SCALE if waits else None,
-            )
-            for key, (edits, waits) in groups.items()
-        }
-    return result
+def _rows(table: str, groups: Mapping[Any, daily.Tally]) -> list[Row]:
+    """One row per group of ``table``, busiest first."""
+    labels = _labels(table, groups)
+    rows = [
+        Row(
+            label=labels.get(key, NONE_LABEL),
+            approved_unchanged=t.decided - t.rejected - t.edited,
+            approved_edited=t.edited,
+            rejected=t.rejected,
+            reasons={reason: t.reasons.get(reason, 0) for reason, _label in Draft.REJECT_REASONS},
+            sent=t.sent,
+            send_failed=t.send_failed,
+            # Each day's values arrive sorted: median()'s sort merges those runs quickly.
+            median_edit=_median(t.edits, daily.EDIT_SCALE),
+            median_seconds=_median(t.waits, daily.WAIT_SCALE),
+        )
+        for key, t in groups.items()
+    ]
+    return sorted(rows, key=lambda r: (-r.decided, r.label))
 
 
 def _labels(table: str, keys: Iterable[Any]) -> dict[Any, str]:
@@ -305,42 +172,10 @@ def _labels(table: str, keys: Iterable[Any]) -> dict[Any, str]:
     }
 
 
-def _rows(table: str, combinations: list[dict[str, Any]], medians: Medians) -> list[Row]:
-    """Sum the combinations into one row per group of ``table``, busiest first."""
-    column = COLUMNS[table]
-    reasons = [reason for reason, _label in Draft.REJECT_REASONS]
-    sums: dict[Any, Counter[str]] = defaultdict(Counter)
-    for combination in combinations:
-        counts = sums[combination[column]]
-        for name in ("decided", "rejected", "edited", "sent", "send_failed"):
-            counts[name] += combination[name]
-        for reason in reasons:
-            counts[reason] += combination[f"reason_{reason}"]
-    labels = _labels(table, sums)
-    rows = []
-    for key, counts in sums.items():
-        median_edit, median_seconds = medians[table].get(key, (None, None))
-        rows.append(
-            Row(
-                label=labels.get(key, NONE_LABEL),
-                approved_unchanged=counts["decided"] - counts["rejected"] - counts["edited"],
-                approved_edited=counts["edited"],
-                rejected=counts["rejected"],
-                reasons={reason: counts[reason] for reason in reasons},
-                sent=counts["sent"],
-                send_failed=counts["send_failed"],
-                median_edit=median_edit,
-                median_seconds=median_seconds,
-            )
-        )
-    return sorted(rows, key=lambda r: (-r.decided, r.label))
-
-
-def breakdowns(dates: DateRange) -> dict[str, list[Row]]:
+def breakdowns(dates: DateRange, totals: daily.Totals | None = None) -> dict[str, list[Row]]:
     """Every table of the page: a row per reviewer, intent, template version and mailbox."""
-    combinations = _combinations(dates.decided())
-    medians = _medians(combinations)
-    return {table: _rows(table, combinations, medians) for table in DIMENSIONS}
+    totals = totals or daily.totals(dates.start, dates.end)
+    return {table: _rows(table, totals.groups[table]) for table in DIMENSIONS}
 
 
 def breakdown(table: str, dates: DateRange) -> list[Row]:
@@ -367,24 +202,13 @@ class Day:
         return self.approved_unchanged + self.approved_edited + self.rejected
 
 
-def trend(dates: DateRange) -> list[Day]:
+def trend(dates: DateRange, totals: daily.Totals | None = None) -> list[Day]:
     """Decisions per day of the range, every day included (a quiet day has zeros)."""
-    counts = (
-        dates.decided()
-        .annotate(day=DayIndex("decided_at", dates.first_moment.timestamp()))
-        .values("day")
-        .annotate(
-            decided=Count("id"),
-            rejected=Count("id", filter=Q(status=Draft.REJECTED)),
-            edited=Count("id", filter=Q(status__in=APPROVED, edit_distance__gt=0)),
-        )
-    )
-    days = [Day(day) for day in dates.days]
-    for group in counts:
-        if 0 <= int(group["day"]) < len(days):
-            day = days[int(group["day"])]
-            day.rejected, day.approved_edited = group["rejected"], group["edited"]
-            day.approved_unchanged = group["decided"] - group["rejected"] - group["edited"]
+    totals = totals or daily.totals(dates.start, dates.end)
+    days = []
+    for day in dates.days:
+        t = totals.days.get(day, daily.Tally())
+        days.append(Day(day, t.decided - t.rejected - t.edited, t.edited, t.rejected))
     return days
 
 

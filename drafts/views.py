@@ -345,8 +345,9 @@ def stats_page(request: HttpRequest) -> HttpResponse:
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         stats.write_csv(response, table, dates)
         return response
-    tables = stats.breakdowns(dates)
-    days = stats.trend(dates)
+    totals = stats.daily.totals(dates.start, dates.end)
+    tables = stats.breakdowns(dates, totals)
+    days = stats.trend(dates, totals)
     headings = stats.table_headings()
     titles = {
         "reviewer": _("Decisions per reviewer"),
