@@ -173,7 +173,7 @@ def test_a_chinese_supervisor_sees_the_stats_in_chinese(client, alice, carol, ma
         Draft.objects.filter(pk=draft.pk).update(ready_at=draft.decided_at - timedelta(minutes=4))
     page = login(client, carol, "zh-hans").get(reverse("stats")).text
     assert "<title>统计 · ReplyHub</title>" in page
-    assert "<h1>审核员</h1>" in page
+    assert "<h1>统计</h1>" in page
     assert "<th>处理用时中位数</th>" in page
     assert "<td>4 分 00 秒</td>" in page
     assert 'aria-label="原样批准 1，修改后批准 0，驳回 1"' in page
