@@ -44,7 +44,7 @@ def check_model_configured(app_configs: object = None, **kwargs: object) -> list
                 id="replyhub.W002",
             )
         ]
-    if settings.REPLYHUB_ENGINE == "transformers" and not Path(model).exists():
+    if settings.REPLYHUB_ENGINE in ("transformers", "chatglm") and not Path(model).exists():
         return [
             Warning(
                 f"REPLYHUB_MODEL {model!r} does not exist; drafts will fail until it does.",

@@ -80,7 +80,7 @@ def batch_size() -> int:
     """
     if settings.REPLYHUB_BATCH_SIZE:
         return max(1, settings.REPLYHUB_BATCH_SIZE)
-    if settings.REPLYHUB_ENGINE != "transformers":
+    if settings.REPLYHUB_ENGINE not in ("transformers", "chatglm"):  # a remote server
         return 32
     from inference.transformers_backend import pick_device
 

