@@ -8,6 +8,8 @@ least once, and a second delivery finds nothing to claim.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from datetime import timedelta
 
 from django.conf import settings
@@ -236,6 +238,7 @@ def _store(pk: int, outcome: DraftOutcome, template: PromptTemplate, model_name:
         generation={
             "engine": settings.REPLYHUB_ENGINE,
             "model": model_name,
+            "worker": f"{socket.gethostname()}:{os.getpid()}",  # which of several wrote it
             "raw_reply": outcome.raw_reply,
             "finish_reason": outcome.finish_reason,
             "analysis_notes": outcome.analysis_notes,

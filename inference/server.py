@@ -258,11 +258,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="auto", help='"auto", "cpu", "cuda", "cuda/float16"')
     args = parser.parse_args(argv)
 
-    from inference.transformers_backend import TransformersBackend
+    from inference.registry import load_backend
 
     print(f"loading model {args.model} on {args.device} ...", file=sys.stderr, flush=True)
     try:
-        backend = TransformersBackend(args.model, device=args.device)
+        # The transformers engine, or the native one for a ChatGLM folder (see engine_for).
+        backend = load_backend("transformers", args.model, device=args.device)
     except ModelLoadError as exc:
         raise SystemExit(f"inference.server: {exc}") from None
     server = ModelServer((args.host, args.port), backend)
