@@ -67,6 +67,8 @@ ADMIN_PERMISSIONS = {
         "thread": ("view",),
         "reviewevent": ("view",),
         "outbox": ("view",),
+        "notificationchannel": ("add", "change", "delete", "view"),
+        "notification": ("view",),
     },
     "auth": {"user": ("add", "change", "view")},
 }

@@ -275,3 +275,7 @@ class SamplingRuleAdmin(admin.ModelAdmin):
     )
     list_editable = ("position", "temperature", "top_p", "max_new_tokens", "enabled")
     list_display_links = ("name",)
+
+
+# Chat notification channels and their messages have their admin in a module of their own.
+from drafts import notify_admin  # noqa: E402, F401

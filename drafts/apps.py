@@ -22,6 +22,7 @@ class DraftsConfig(AppConfig):
         post_migrate.connect(grant_admin_access, sender=self)
         post_migrate.connect(schedule_outbox_sweep, sender=self)
         post_migrate.connect(schedule_stats_summaries, sender=self)
+        post_migrate.connect(schedule_notifications, sender=self)
 
 
 def ensure_search_index(using: str = "default", **kwargs: object) -> None:
@@ -94,5 +95,21 @@ def schedule_stats_summaries(using: str = "default", **kwargs: object) -> None:
             "schedule_type": Schedule.DAILY,
             "repeats": -1,
             "next_run": timezone.make_aware(datetime.combine(tomorrow, time(0, 10))),
+        },
+    )
+
+
+def schedule_notifications(using: str = "default", **kwargs: object) -> None:
+    """Every minute a worker sends the chat digests of new drafts, checks the queue
+    thresholds and queues the notifications due for another try (drafts.notify)."""
+    from django_q.models import Schedule
+
+    Schedule.objects.using(using).update_or_create(
+        func="drafts.notify.sweep_notifications",
+        defaults={
+            "name": "Chat notifications: digests, queue thresholds, retries",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 1,
+            "repeats": -1,
         },
     )

@@ -829,8 +829,9 @@ class ReviewEvent(models.Model):
         return f"{self.get_action_display()} by {self.user or 'system'}"
 
 
-# The outbox, template replays and daily stats totals live in modules of their own (this
-# one is long enough); importing them here registers their models with Django.
+# The outbox, template replays, daily stats totals and chat notifications live in modules of
+# their own (this one is long enough); importing them here registers their models with Django.
 from drafts.daily import DayTotal, StatsDay  # noqa: E402, F401
+from drafts.notify import Notification, NotificationChannel  # noqa: E402, F401
 from drafts.outbox import Outbox  # noqa: E402
 from drafts.replay import TemplateReplay  # noqa: E402, F401

@@ -24,7 +24,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
-from drafts import daily
+from drafts import daily, notify
 from drafts.models import Draft, Mailbox, ReviewEvent
 
 # Waits before the 1st, 2nd, … retry after a temporary failure; the last repeats.
@@ -96,6 +96,8 @@ class Outbox(models.Model):
                 )
                 if event:
                     ReviewEvent.objects.create(draft_id=self.draft_id, **event)
+                if problem:  # chat channels hear of it; only rows and tasks are written here
+                    notify.send_failed(self)
                 # The stats of the decision's day count sent and failed replies.
                 daily.forget(
                     Draft.objects.values_list("decided_at", flat=True).get(pk=self.draft_id)

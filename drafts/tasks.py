@@ -20,6 +20,7 @@ from django_q.tasks import async_task
 
 from drafts import examples
 from drafts.models import Draft, Mailbox, Message, Outbox, PromptTemplate, SamplingRule
+from drafts.notify import Notification
 from inference.drafting import DraftOutcome, DraftSettings, EmailInput, PromptSet, draft_replies
 from inference.registry import Backend, load_backend
 
@@ -47,6 +48,11 @@ def enqueue_generation(draft: Draft) -> None:
 def enqueue_delivery(outbox: Outbox) -> None:
     """Queue sending of an approved reply's outbox record."""
     _enqueue("drafts.sending.send_outbox", outbox.pk)
+
+
+def enqueue_notification(notification: Notification) -> None:
+    """Queue delivery of a chat notification (drafts.notify)."""
+    _enqueue("drafts.notify.deliver_notification", notification.pk)
 
 
 THREAD_MESSAGES = 3  # earlier messages of a conversation the model reads, newest kept

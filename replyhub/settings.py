@@ -168,6 +168,10 @@ else:
 REPLYHUB_FEW_SHOT_EXAMPLES = envint("REPLYHUB_FEW_SHOT_EXAMPLES", "0")
 # Sending: attempts after temporary failures (4xx, connection trouble) before giving up.
 REPLYHUB_SEND_MAX_ATTEMPTS = envint("REPLYHUB_SEND_MAX_ATTEMPTS", "8")
+# Chat notifications (drafts/notify.py): where their links point, and how long a chat
+# server may take to answer before the attempt counts as failed.
+REPLYHUB_BASE_URL = os.getenv("REPLYHUB_BASE_URL", "http://127.0.0.1:8000")
+REPLYHUB_NOTIFY_TIMEOUT = envint("REPLYHUB_NOTIFY_TIMEOUT", "10")
 # Failed logins per username before it is locked for a while (five times as many per address).
 REPLYHUB_LOGIN_ATTEMPTS = envint("REPLYHUB_LOGIN_ATTEMPTS", "5")
 REPLYHUB_LOGIN_LOCKOUT_MINUTES = envint("REPLYHUB_LOGIN_LOCKOUT_MINUTES", "15")
