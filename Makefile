@@ -26,13 +26,19 @@ format: install-dev  ## Format the code with ruff
 install: $(VENV)/.installed  ## Create .venv and install the requirements and the bundled model
 install-dev: $(VENV)/.installed-dev
 
-system-deps:  ## Debian packages the tests run: Dovecot for IMAP, Chromium for the browser tests
+system-deps:  ## Debian packages the tests run: Dovecot for IMAP, Chromium for the browser tests, supervisord and systemd-analyze for deploy/
 	@command -v dovecot >/dev/null 2>&1 || { \
 		echo "Installing dovecot-imapd (the tests run a real IMAP server)…"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd; }
 	@test -x /usr/bin/chromium || { \
 		echo "Installing chromium and fonts-noto-cjk (the browser tests drive Debian's Chromium)…"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk; }
+	@command -v supervisord >/dev/null 2>&1 || { \
+		echo "Installing supervisor (the deploy tests run deploy/supervisord.conf)…"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq supervisor; }
+	@command -v systemd-analyze >/dev/null 2>&1 || { \
+		echo "Installing systemd (the deploy tests check deploy/systemd/ with systemd-analyze)…"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd; }
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)

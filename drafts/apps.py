@@ -17,12 +17,17 @@ class DraftsConfig(AppConfig):
     verbose_name = "ReplyHub"
 
     def ready(self) -> None:
+        from drafts.health import schedule_heartbeat
+        from replyhub.checks import check_secret_key_from_environment
+
         register(check_model_configured)
+        register(check_secret_key_from_environment, deploy=True)
         post_migrate.connect(ensure_search_index, sender=self)
         post_migrate.connect(grant_admin_access, sender=self)
         post_migrate.connect(schedule_outbox_sweep, sender=self)
         post_migrate.connect(schedule_stats_summaries, sender=self)
         post_migrate.connect(schedule_notifications, sender=self)
+        post_migrate.connect(schedule_heartbeat, sender=self)
 
 
 def ensure_search_index(using: str = "default", **kwargs: object) -> None:

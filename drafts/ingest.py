@@ -238,13 +238,22 @@ def _store(
             if thread.last_message_at < (parsed.date or timezone.now()):
                 thread.last_message_at = parsed.date or timezone.now()
                 thread.save(update_fields=["last_message_at"])
+            draft = None
             if not no_draft:
                 from drafts.tasks import enqueue_generation
 
-                enqueue_generation(Draft.objects.create(message=message))
+                draft = Draft.objects.create(message=message)
+                enqueue_generation(draft)
     except IntegrityError:
         # Another process stored the same bytes between our check and our insert.
         return Message.objects.get(mailbox=mailbox, sha256=parsed.sha256), False
+    log.info(
+        "Stored message %s in %s: %s",
+        message.pk,
+        mailbox.name,
+        f"draft {draft.pk} queued" if draft else f"no draft ({no_draft})",
+        extra={"message_id": message.pk, "draft_id": draft and draft.pk, "mailbox": mailbox.name},
+    )
     return message, True
 
 
@@ -296,14 +305,17 @@ def collect_files(paths: list[Path]) -> list[Path]:
 
 @contextmanager
 def _quiet_queue_log() -> Iterator[None]:
-    """django-q2 logs every enqueued task at INFO; one line per message drowns the progress."""
-    logger = logging.getLogger("django-q")
-    level = logger.level
-    logger.setLevel(max(level, logging.WARNING))
+    """django-q2 logs every enqueued task at INFO, and ingestion every stored message; one
+    line per message drowns the progress."""
+    loggers = [logging.getLogger("django-q"), log]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(max(logger.level, logging.WARNING))
     try:
         yield
     finally:
-        logger.setLevel(level)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def import_paths(

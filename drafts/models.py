@@ -249,6 +249,8 @@ class Message(models.Model):
         indexes = [
             models.Index(fields=["mailbox", "message_id"]),
             models.Index(fields=["mailbox", "from_address", "received_at"]),
+            # /metrics counts received mail per mailbox from this index alone.
+            models.Index(fields=["mailbox", "direction"], name="message_mailbox_direction"),
         ]
         ordering = ["date", "id"]
 
@@ -567,6 +569,8 @@ class Draft(models.Model):
                 ],
                 name="draft_mailbox_queue",
             ),
+            # /metrics: drafts written so far, and those of the last hour.
+            models.Index(fields=["ready_at"], name="draft_ready_at"),
         ]
 
     def __str__(self) -> str:
@@ -824,6 +828,8 @@ class ReviewEvent(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+        # /metrics counts events per action from this index, not the wide rows.
+        indexes = [models.Index(fields=["action"], name="reviewevent_action")]
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} by {self.user or 'system'}"
@@ -832,6 +838,7 @@ class ReviewEvent(models.Model):
 # The outbox, template replays, daily stats totals and chat notifications live in modules of
 # their own (this one is long enough); importing them here registers their models with Django.
 from drafts.daily import DayTotal, StatsDay  # noqa: E402, F401
+from drafts.health import WorkerHeartbeat  # noqa: E402, F401
 from drafts.notify import Notification, NotificationChannel  # noqa: E402, F401
 from drafts.outbox import Outbox  # noqa: E402
 from drafts.replay import TemplateReplay  # noqa: E402, F401

@@ -192,23 +192,30 @@ def send_outbox(outbox_id: int) -> str:
     outbox = Outbox.objects.filter(pk=outbox_id).first()
     if outbox is None or not outbox.claim():
         return "skipped: not due, or another worker has it"
+    # What a log collector finds this send's lines by (docs/operations.md).
+    ids = {
+        "outbox_id": outbox_id,
+        "draft_id": outbox.draft_id,
+        "message_id": Draft.objects.values_list("message_id", flat=True).get(pk=outbox.draft_id),
+        "task": "send_outbox",
+    }
     try:
         reply = deliver(outbox.sender, outbox.recipient, bytes(outbox.raw))
     except TemporaryFailure as exc:
-        log.warning("Outbox %s: will retry: %s", outbox_id, exc)
+        log.warning("Outbox %s: will retry: %s", outbox_id, exc, extra=ids)
         outbox.mark_temporary_failure(str(exc))
         return f"retry: {exc}"
     except PermanentFailure as exc:
-        log.warning("Outbox %s: failed: %s", outbox_id, exc)
+        log.warning("Outbox %s: failed: %s", outbox_id, exc, extra=ids)
         outbox.mark_failed(str(exc))
         return f"failed: {exc}"
     except UncertainDelivery as exc:
-        log.error("Outbox %s: uncertain: %s", outbox_id, exc)
+        log.error("Outbox %s: uncertain: %s", outbox_id, exc, extra=ids)
         outbox.mark_uncertain(str(exc))
         return f"uncertain: {exc}"
     outbox.mark_sent(reply)
     _keep_sent_copy(outbox)
-    log.info("Outbox %s: sent to %s", outbox_id, outbox.recipient)
+    log.info("Outbox %s: sent to %s", outbox_id, outbox.recipient, extra=ids)
     return "sent"
 
 

@@ -145,6 +145,8 @@ def generate_draft(draft_id: int) -> str:
         return "skipped: not queued"
     batch = _claim_batch(draft, batch_size())
     ids = [d.pk for d in batch]
+    task = {"draft_id": draft_id, "draft_ids": ids, "task": "generate_draft"}
+    log.info("Drafting %s", ids, extra={**task, "message_id": draft.message_id})
     try:
         template = PromptTemplate.active()
         rules = SamplingRule.active()
@@ -185,7 +187,7 @@ def generate_draft(draft_id: int) -> str:
                 if result.reply_prompt_intent:
                     used[d.pk] = own[result.reply_prompt_intent]
     except Exception as exc:
-        log.exception("Drafts %s: generation failed", ids)
+        log.exception("Drafts %s: generation failed", ids, extra=task)
         Draft.objects.filter(pk__in=ids, status=Draft.GENERATING).update(
             status=Draft.FAILED,
             error=f"{type(exc).__name__}: {exc}"[:4000],
@@ -194,9 +196,15 @@ def generate_draft(draft_id: int) -> str:
         )
         return "failed"
     model_name = getattr(backend, "model_name", settings.REPLYHUB_MODEL)
+    message_ids = {d.pk: d.message_id for d in batch}
     for pk, outcome in outcomes.items():
         _store(pk, outcome, used[pk], model_name)
-    log.info("Drafted %d: %s", len(ids), ids)
+        log.info(
+            "Draft %s ready",
+            pk,
+            extra={"draft_id": pk, "message_id": message_ids[pk], "task": "generate_draft"},
+        )
+    log.info("Drafted %d: %s", len(ids), ids, extra=task)
     return f"ready: {len(ids)}"
 
 

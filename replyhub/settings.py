@@ -14,6 +14,7 @@ from pathlib import Path
 import dj_database_url
 
 from inference import bundled_model_path
+from replyhub.logging import formatter_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.getenv("REPLYHUB_VAR_DIR", BASE_DIR / "var"))
@@ -134,8 +135,21 @@ STATIC_ROOT = os.getenv("STATIC_ROOT") or None
 WHITENOISE_USE_FINDERS = True
 
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", "0")
+# Production is served over HTTPS (REPLYHUB_HTTPS=1, see docs/operations.md): cookies only
+# over HTTPS, plain HTTP redirected, HSTS. The defaults keep `make run` on plain HTTP.
+REPLYHUB_HTTPS = envbool("REPLYHUB_HTTPS", "0")
+_HTTPS = "1" if REPLYHUB_HTTPS else "0"
+SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", _HTTPS)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_SSL_REDIRECT = envbool("REPLYHUB_SSL_REDIRECT", _HTTPS)
+# Probes and Prometheus ask the web server directly, over plain HTTP on the loopback.
+SECURE_REDIRECT_EXEMPT = [r"^(healthz|readyz|metrics)$"]
+SECURE_HSTS_SECONDS = envint("REPLYHUB_HSTS_SECONDS", "31536000" if REPLYHUB_HTTPS else "0")
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("REPLYHUB_HSTS_INCLUDE_SUBDOMAINS", "1")
+SECURE_HSTS_PRELOAD = envbool("REPLYHUB_HSTS_PRELOAD", "0")
+if envbool("REPLYHUB_TRUST_X_FORWARDED_PROTO", "0"):
+    # Only behind a proxy that sets the header itself (nginx: X-Forwarded-Proto $scheme).
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 X_FRAME_OPTIONS = "DENY"
 
 # --- Background jobs (django-q2) ---------------------------------------------------------
@@ -226,11 +240,19 @@ EMAIL_USE_SSL = envbool("SMTP_SSL", "0")
 EMAIL_TIMEOUT = envint("SMTP_TIMEOUT", "30")
 SMTP_CA_FILE = os.getenv("SMTP_CA_FILE", "")  # a private CA for a self-hosted mail server
 
+# REPLYHUB_LOG_FORMAT=json: one JSON object per line, with the message and draft ids.
+REPLYHUB_LOG_FORMAT = os.getenv("REPLYHUB_LOG_FORMAT", "plain").strip().lower()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {"replyhub": formatter_config(REPLYHUB_LOG_FORMAT)},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "replyhub"}},
     "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Operations (docs/operations.md) -----------------------------------------------------
+# /readyz fails when no worker has reported for this long (a heartbeat task runs every minute).
+REPLYHUB_WORKER_STALE_SECONDS = envint("REPLYHUB_WORKER_STALE_SECONDS", "180")
+# When set, /metrics answers only requests with "Authorization: Bearer <this token>".
+REPLYHUB_METRICS_TOKEN = os.getenv("REPLYHUB_METRICS_TOKEN", "")

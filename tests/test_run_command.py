@@ -18,6 +18,7 @@ import psutil
 import pytest
 from django.conf import settings
 
+from drafts.management.commands import run as run_command
 from tests.conftest import free_port
 
 MANAGE = str(Path(settings.BASE_DIR) / "manage.py")
@@ -26,14 +27,14 @@ MANAGE = str(Path(settings.BASE_DIR) / "manage.py")
 class Run:
     """`manage.py run` in its own process, with its output collected in a file."""
 
-    def __init__(self, var_dir: Path, web_port: int, smtp_port: int) -> None:
+    def __init__(self, var_dir: Path, web_port: int, smtp_port: int, *options: str) -> None:
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
         env.update(REPLYHUB_VAR_DIR=str(var_dir), SMTP_PORT=str(smtp_port))
         self.log = var_dir / f"run-{time.monotonic_ns()}.log"
         self.web = f"http://127.0.0.1:{web_port}"
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
-                [sys.executable, MANAGE, "run", "--bind", f"127.0.0.1:{web_port}"],
+                [sys.executable, MANAGE, "run", "--bind", f"127.0.0.1:{web_port}", *options],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -128,3 +129,68 @@ def test_run_sets_up_and_supervises_replyhub(tmp_path):
         assert "Demo inbox" not in second.output
     finally:
         second.stop()
+
+
+def test_a_crashed_worker_is_restarted_and_its_forked_processes_are_cleaned_up(tmp_path):
+    run = Run(tmp_path, free_port(), free_port(), "--no-demo", "--no-sink")
+    try:
+        run.wait_until(lambda: "ReplyHub is running" in run.output, "the start")
+        worker = run.wait_until(lambda: run.child("qcluster"), "the worker")
+        forked = run.wait_until(lambda: worker.children(recursive=True), "the cluster's processes")
+        worker.kill()  # SIGKILL to the cluster's main process alone, as a crash leaves it
+        new = run.wait_until(
+            lambda: (new := run.child("qcluster")) is not None and new.pid != worker.pid and new,
+            "the worker to be restarted",
+        )
+        assert "worker exited with code -9; restarting in 1 s" in run.output
+        # What the dead cluster had forked does not live on beside the new one.
+        _, alive = psutil.wait_procs(forked, timeout=10)
+        assert alive == []
+        assert new.is_running()
+    finally:
+        assert run.stop() == 0
+
+
+class FakeClock:
+    """time.monotonic for Supervised, moved on by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_a_child_that_keeps_crashing_waits_longer_each_time_up_to_a_cap(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(run_command, "time", clock)
+    child = run_command.Supervised("worker", [sys.executable, "-c", "raise SystemExit(3)"])
+    lines: list[str] = []
+    child.start()
+    delays = []
+    for _ in range(8):
+        child.process.wait(timeout=30)
+        clock.now += 2  # it crashed at once, well within a minute of starting
+        child.check(lines.append)
+        assert child.process is None  # not restarted before its delay
+        delays.append(child.restart_at - clock.now)
+        clock.now = child.restart_at
+        child.check(lines.append)
+        assert child.process is not None  # restarted once the delay is over
+    child.process.wait(timeout=30)
+    assert delays == [1, 2, 4, 8, 16, 30, 30, 30]
+    assert lines[0] == "worker exited with code 3; restarting in 1 s"
+    assert lines[-1] == "worker exited with code 3; restarting in 30 s"
+
+
+def test_a_child_that_ran_fine_for_a_while_restarts_quickly_again(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(run_command, "time", clock)
+    child = run_command.Supervised("worker", [sys.executable, "-c", "raise SystemExit(1)"])
+    child.backoff = run_command.MAX_BACKOFF  # after a bad spell
+    child.start()
+    child.process.wait(timeout=30)
+    clock.now += 3600  # this run lasted an hour
+    lines: list[str] = []
+    child.check(lines.append)
+    assert lines == ["worker exited with code 1; restarting in 1 s"]
