@@ -279,3 +279,4 @@ class SamplingRuleAdmin(admin.ModelAdmin):
 
 # Chat notification channels and their messages have their admin in a module of their own.
 from drafts import notify_admin  # noqa: E402, F401
+from drafts.api import admin as api_admin  # noqa: E402, F401  (API tokens and callbacks)

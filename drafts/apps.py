@@ -17,6 +17,7 @@ class DraftsConfig(AppConfig):
     verbose_name = "ReplyHub"
 
     def ready(self) -> None:
+        from drafts.api.callbacks import schedule_sweep as schedule_api_callbacks
         from drafts.health import schedule_heartbeat
         from replyhub.checks import check_secret_key_from_environment
 
@@ -26,8 +27,9 @@ class DraftsConfig(AppConfig):
         post_migrate.connect(grant_admin_access, sender=self)
         post_migrate.connect(schedule_outbox_sweep, sender=self)
         post_migrate.connect(schedule_stats_summaries, sender=self)
-        post_migrate.connect(schedule_notifications, sender=self)
         post_migrate.connect(schedule_heartbeat, sender=self)
+        post_migrate.connect(schedule_api_callbacks, sender=self)
+        post_migrate.connect(schedule_notifications, sender=self)
 
 
 def ensure_search_index(using: str = "default", **kwargs: object) -> None:

@@ -453,6 +453,17 @@ class SamplingRule(models.Model):
         return tuple(rule.as_engine_rule() for rule in cls.objects.filter(enabled=True))
 
 
+class DraftQuerySet(models.QuerySet):
+    """Every change to a draft bumps its ``version``; such an UPDATE also stamps
+    ``updated_at``, so the API can list what changed since a time (claims, which change no
+    version, leave it alone)."""
+
+    def update(self, **kwargs: object) -> int:
+        if "version" in kwargs:
+            kwargs.setdefault("updated_at", timezone.now())
+        return super().update(**kwargs)
+
+
 class Draft(models.Model):
     """The model's proposed reply to one message, and its review."""
 
@@ -552,12 +563,17 @@ class Draft(models.Model):
     send_attempts = models.PositiveIntegerField(default=0)
     send_error = models.TextField(blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # Null only for drafts older than the field until its migration fills it in.
+    updated_at = models.DateTimeField(auto_now=True, null=True, editable=False)
+
+    objects = DraftQuerySet.as_manager()
 
     class Meta:
         ordering = ["created_at", "id"]
         # The queue's filters ride along in its indexes, so that counting and paging a
         # filtered queue reads the index alone, never the wide rows.
         indexes = [
+            models.Index(fields=["updated_at", "id"], name="draft_updated"),
             models.Index(
                 fields=["status", "created_at", "intent", "language", "flagged", "assigned_to"],
                 name="draft_queue",
@@ -837,6 +853,9 @@ class ReviewEvent(models.Model):
 
 # The outbox, template replays, daily stats totals and chat notifications live in modules of
 # their own (this one is long enough); importing them here registers their models with Django.
+# So do the REST API's tokens and callbacks (drafts/api/).
+from drafts.api.callbacks import ApiCallback  # noqa: E402, F401
+from drafts.api.tokens import ApiToken  # noqa: E402, F401
 from drafts.daily import DayTotal, StatsDay  # noqa: E402, F401
 from drafts.health import WorkerHeartbeat  # noqa: E402, F401
 from drafts.notify import Notification, NotificationChannel  # noqa: E402, F401

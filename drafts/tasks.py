@@ -19,6 +19,7 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from drafts import examples
+from drafts.api.callbacks import notify_finished as notify_api_callbacks
 from drafts.models import Draft, Mailbox, Message, Outbox, PromptTemplate, SamplingRule
 from drafts.notify import Notification
 from inference.drafting import DraftOutcome, DraftSettings, EmailInput, PromptSet, draft_replies
@@ -194,6 +195,7 @@ def generate_draft(draft_id: int) -> str:
             generating_since=None,
             version=F("version") + 1,
         )
+        notify_api_callbacks(ids)
         return "failed"
     model_name = getattr(backend, "model_name", settings.REPLYHUB_MODEL)
     message_ids = {d.pk: d.message_id for d in batch}
@@ -204,6 +206,7 @@ def generate_draft(draft_id: int) -> str:
             pk,
             extra={"draft_id": pk, "message_id": message_ids[pk], "task": "generate_draft"},
         )
+    notify_api_callbacks(ids)  # drafts submitted through the API with a callback URL
     log.info("Drafted %d: %s", len(ids), ids, extra=task)
     return f"ready: {len(ids)}"
 

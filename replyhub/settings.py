@@ -190,6 +190,20 @@ REPLYHUB_NOTIFY_TIMEOUT = envint("REPLYHUB_NOTIFY_TIMEOUT", "10")
 REPLYHUB_LOGIN_ATTEMPTS = envint("REPLYHUB_LOGIN_ATTEMPTS", "5")
 REPLYHUB_LOGIN_LOCKOUT_MINUTES = envint("REPLYHUB_LOGIN_LOCKOUT_MINUTES", "15")
 
+# --- REST API (drafts/api/, docs/api.md) ---------------------------------------------------
+# Requests per minute per token (0: no limit), counted in the cache (Redis with REDIS_URL).
+REPLYHUB_API_RATE_LIMIT = envint("REPLYHUB_API_RATE_LIMIT", "120")
+# Seconds POST /api/v1/analyse waits for the model in the web process before answering 504.
+REPLYHUB_API_ANALYSE_TIMEOUT = envint("REPLYHUB_API_ANALYSE_TIMEOUT", "60")
+# Largest request body: by default a message of REPLYHUB_MAX_MESSAGE_BYTES, base64-encoded.
+REPLYHUB_API_MAX_BODY_BYTES = envint(
+    "REPLYHUB_API_MAX_BODY_BYTES",
+    str(envint("REPLYHUB_MAX_MESSAGE_BYTES", str(25 * 1024 * 1024)) * 4 // 3 + 65536),
+)
+# Callbacks: seconds to wait for the receiver, and attempts before giving up.
+REPLYHUB_API_CALLBACK_TIMEOUT = envint("REPLYHUB_API_CALLBACK_TIMEOUT", "10")
+REPLYHUB_API_CALLBACK_ATTEMPTS = envint("REPLYHUB_API_CALLBACK_ATTEMPTS", "8")
+
 # --- Model -------------------------------------------------------------------------------
 REPLYHUB_ENGINE = os.getenv("REPLYHUB_ENGINE", "transformers")
 REPLYHUB_MODEL = os.getenv("REPLYHUB_MODEL", "") or (

@@ -17,5 +17,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", RateLimitedLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", include("drafts.api.urls")),  # /api/v1/… and /account/tokens/ (docs/api.md)
     path("", include("drafts.urls")),
 ]
