@@ -230,13 +230,20 @@ def _count_en(intent: str, n: int) -> str:
     return f"{n} {singular if n == 1 else plural}"
 
 
+def _busiest_first(counts: dict[str, int]) -> list[tuple[str, int]]:
+    """Intents by count, ties in the usual intent order: the stored payload's key order
+    is not kept (PostgreSQL's jsonb sorts keys)."""
+    order = {intent: n for n, intent in enumerate(INTENTS)}
+    return sorted(counts.items(), key=lambda kv: (-kv[1], order.get(kv[0], len(order)), kv[0]))
+
+
 def _drafts_ready(p: dict, address: str, zh: bool) -> tuple[str, list[str]]:
-    total, counts, url = p["total"], p["counts"], p["url"]
+    total, counts, url = p["total"], _busiest_first(p["counts"]), p["url"]
     if zh:
-        parts = "、".join(f"{LABELS_ZH.get(k, _plain(k))} {n} 封" for k, n in counts.items())
+        parts = "、".join(f"{LABELS_ZH.get(k, _plain(k))} {n} 封" for k, n in counts)
         title = f"ReplyHub：{address} 有 {total} 封新草稿待审核"
         return title, [f"#### {title}", f"{parts}。", f"[打开审核队列]({url})"]
-    parts = ", ".join(_count_en(k, n) for k, n in counts.items())
+    parts = ", ".join(_count_en(k, n) for k, n in counts)
     title = f"ReplyHub: {total} new {'draft' if total == 1 else 'drafts'} in {address}"
     return title, [f"#### {title}", f"{parts}.", f"[Open the review queue]({url})"]
 
