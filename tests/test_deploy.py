@@ -166,8 +166,13 @@ def test_every_variable_in_the_example_is_one_replyhub_reads():
     assert unknown == [], f"env.example sets variables nothing reads: {unknown}"
 
 
-def with_env(env_file: Path, *argv: str, **env: str) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "REPLYHUB_ENV_FILE": str(env_file), **env}
+def with_env(
+    env_file: Path, *argv: str, clean: bool = False, **env: str
+) -> subprocess.CompletedProcess:
+    """Run ``argv`` through deploy/with-env; ``clean``: with no ReplyHub settings inherited
+    from this process (the suite's own DATABASE_URL, REDIS_URL...), only the file's."""
+    inherited = {k: v for k, v in os.environ.items() if not (clean and _settings_variable(k))}
+    environment = {**inherited, "REPLYHUB_ENV_FILE": str(env_file), **env}
     return subprocess.run(
         [str(DEPLOY / "with-env"), *argv], env=environment, capture_output=True, text=True
     )
@@ -392,7 +397,8 @@ def test_supervisord_serves_replyhub_and_restarts_a_killed_worker(short_folder):
         )
         + "\n"
     )
-    migrate = with_env(env_file, str(ROOT / ".venv/bin/python"), "manage.py", "migrate", "-v", "0")
+    python = str(ROOT / ".venv/bin/python")
+    migrate = with_env(env_file, python, "manage.py", "migrate", "-v", "0", clean=True)
     assert migrate.returncode == 0, migrate.stderr
     supervisor = Supervisor(short_folder, env_file)
     base = f"http://127.0.0.1:{port}"
