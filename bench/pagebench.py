@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,3 +110,49 @@ def add_common_arguments(parser: argparse.ArgumentParser, requests: int) -> None
 def print_machine(script: str) -> None:
     print(f"\nMachine: {platform.node()}, {os.cpu_count()} CPUs; load {os.getloadavg()[0]:.2f}")
     print(f"Command: .venv/bin/python bench/{script} {' '.join(sys.argv[1:])}".rstrip())
+
+
+@dataclass(frozen=True)
+class PageBench:
+    """What one page benchmark is: how it seeds, what it measures, how it prints."""
+
+    script: str  # the benchmark's __file__, run again as the child
+    count: str  # what --count seeds: "drafts", "messages"
+    default_requests: int
+    database: str  # the PostgreSQL database made for the run
+    model: str  # the drafts model counted to know what is already seeded: "Draft", "Message"
+    seed: Callable[[int], None]
+    measure: Callable[[int], list[dict]]
+    header: str  # the Markdown table's header row
+    row: Callable[[str, dict], str]  # a table row from (database, measured row)
+    text_columns: int = 1  # left-aligned columns before the right-aligned figures
+
+
+def main(bench: PageBench, doc: str) -> None:
+    """The command line shared by the page benchmarks: parent and child."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument(f"--{bench.count}", type=int, default=100_000, dest="count")
+    add_common_arguments(parser, requests=bench.default_requests)
+    args = parser.parse_args()
+    if args.child:
+
+        def seeded() -> int:
+            from django.apps import apps
+
+            return apps.get_model("drafts", bench.model).objects.count()
+
+        prepare(seeded, lambda: bench.seed(args.count), bench.count)
+        print(json.dumps(bench.measure(args.requests)))
+        return
+    results = {}
+    for database in args.databases.split(","):
+        say(f"{database}: migrating and seeding {args.count:,} {bench.count}")
+        argv = [f"--{bench.count}", str(args.count), "--requests", str(args.requests)]
+        results[database] = run_child(bench.script, database, bench.database, argv, args.var_dir)
+    print_machine(Path(bench.script).name)
+    print(f"\n{bench.header}")
+    columns = bench.header.count("|") - 1
+    print("|" + " --- |" * bench.text_columns + " ---: |" * (columns - bench.text_columns))
+    for database, rows in results.items():
+        for r in rows:
+            print(bench.row(database, r))

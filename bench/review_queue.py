@@ -15,7 +15,6 @@ and a Markdown table. Target: p95 under 100 ms.
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import time
@@ -149,40 +148,25 @@ def measure(requests: int) -> list[dict]:
     return rows
 
 
-def child(args: argparse.Namespace) -> None:
-    """Runs with the database chosen by the parent's environment."""
-
-    def seeded() -> int:
-        from drafts.models import Message
-
-        return Message.objects.count()
-
-    pagebench.prepare(seeded, lambda: seed(args.messages), "messages")
-    print(json.dumps(measure(args.requests)))
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--messages", type=int, default=100_000)
-    pagebench.add_common_arguments(parser, requests=40)
-    args = parser.parse_args()
-    if args.child:
-        child(args)
-        return
-    results = {}
-    for database in args.databases.split(","):
-        say(f"{database}: migrating and seeding {args.messages:,} messages")
-        argv = ["--messages", str(args.messages), "--requests", str(args.requests)]
-        results[database] = pagebench.run_child(
-            __file__, database, "replyhub_bench_queue", argv, args.var_dir
-        )
-    pagebench.print_machine("review_queue.py")
-    print("\n| database | user | filters | p50 ms | p95 ms | max ms | drafts listed |")
-    print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
-    for database, rows in results.items():
-        for r in rows:
-            print(f"| {database} | {r['user']} | `{r['query']}` | {r['p50_ms']} | "
-                  f"{r['p95_ms']} | {r['max_ms']} | {r['listed']:,} |")  # fmt: skip
+    pagebench.main(
+        pagebench.PageBench(
+            script=__file__,
+            count="messages",
+            default_requests=40,
+            database="replyhub_bench_queue",
+            model="Message",
+            seed=seed,
+            measure=measure,
+            header="| database | user | filters | p50 ms | p95 ms | max ms | drafts listed |",
+            row=lambda db, r: (
+                f"| {db} | {r['user']} | `{r['query']}` | {r['p50_ms']} | "
+                f"{r['p95_ms']} | {r['max_ms']} | {r['listed']:,} |"
+            ),
+            text_columns=3,
+        ),
+        __doc__,
+    )
 
 
 if __name__ == "__main__":

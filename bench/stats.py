@@ -16,7 +16,6 @@ Prints p50/p95/max per case and a Markdown table. Target: p95 under 300 ms.
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import time
@@ -193,40 +192,25 @@ def measure(requests: int) -> list[dict]:
     return rows
 
 
-def child(args: argparse.Namespace) -> None:
-    """Runs with the database chosen by the parent's environment."""
-
-    def seeded() -> int:
-        from drafts.models import Draft
-
-        return Draft.objects.count()
-
-    pagebench.prepare(seeded, lambda: seed(args.drafts), "drafts")
-    print(json.dumps(measure(args.requests)))
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--drafts", type=int, default=100_000)
-    pagebench.add_common_arguments(parser, requests=20)
-    args = parser.parse_args()
-    if args.child:
-        child(args)
-        return
-    results = {}
-    for database in args.databases.split(","):
-        say(f"{database}: migrating and seeding {args.drafts:,} decided drafts")
-        argv = ["--drafts", str(args.drafts), "--requests", str(args.requests)]
-        results[database] = pagebench.run_child(
-            __file__, database, "replyhub_bench_stats", argv, args.var_dir
-        )
-    pagebench.print_machine("stats.py")
-    print("\n| database | case | p50 ms | p95 ms | max ms | drafts decided in range |")
-    print("| --- | --- | ---: | ---: | ---: | ---: |")
-    for database, rows in results.items():
-        for r in rows:
-            print(f"| {database} | {r['case']} | {r['p50_ms']} | {r['p95_ms']} | "
-                  f"{r['max_ms']} | {r['decided']:,} |")  # fmt: skip
+    pagebench.main(
+        pagebench.PageBench(
+            script=__file__,
+            count="drafts",
+            default_requests=20,
+            database="replyhub_bench_stats",
+            model="Draft",
+            seed=seed,
+            measure=measure,
+            header="| database | case | p50 ms | p95 ms | max ms | drafts decided in range |",
+            row=lambda db, r: (
+                f"| {db} | {r['case']} | {r['p50_ms']} | {r['p95_ms']} | "
+                f"{r['max_ms']} | {r['decided']:,} |"
+            ),
+            text_columns=2,
+        ),
+        __doc__,
+    )
 
 
 if __name__ == "__main__":
