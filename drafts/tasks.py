@@ -145,6 +145,7 @@ def generate_draft(draft_id: int) -> str:
     if draft is None or not draft.claim_for_generation():
         return "skipped: not queued"
     batch = _claim_batch(draft, batch_size())
+    _heartbeat()
     ids = [d.pk for d in batch]
     task = {"draft_id": draft_id, "draft_ids": ids, "task": "generate_draft"}
     log.info("Drafting %s", ids, extra={**task, "message_id": draft.message_id})
@@ -209,6 +210,18 @@ def generate_draft(draft_id: int) -> str:
     notify_api_callbacks(ids)  # drafts submitted through the API with a callback URL
     log.info("Drafted %d: %s", len(ids), ids, extra=task)
     return f"ready: {len(ids)}"
+
+
+def _heartbeat() -> None:
+    """A worker drafting a long backlog takes its tasks in order, and the heartbeat task
+    waits behind them: drafting is a sign of life too (see drafts.health). Never fails
+    the draft."""
+    from drafts import health  # drafts.health imports this module
+
+    try:
+        health.record_heartbeat()
+    except Exception:
+        log.exception("Could not record the worker's heartbeat")
 
 
 def draft_settings(mailbox: Mailbox, temperature: float | None = None) -> DraftSettings:

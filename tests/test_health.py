@@ -20,6 +20,7 @@ from django_q.tasks import async_task
 
 from drafts import health, tasks
 from drafts.health import WorkerHeartbeat
+from drafts.models import Draft, Mailbox
 from tests.conftest import free_port
 
 
@@ -346,3 +347,18 @@ def test_the_probes_answer_over_plain_http_while_pages_redirect_to_https(client,
     assert client.get("/healthz").status_code == 200
     assert client.get("/readyz").status_code == 200
     assert client.get("/metrics").status_code == 200
+
+
+def test_a_worker_busy_drafting_a_backlog_stays_ready(client, db, monkeypatch):
+    """The heartbeat task waits in line behind the drafts; each draft task reports too."""
+    from tests.conftest import make_ready_draft
+    from tests.test_templates import ComplaintModel
+
+    monkeypatch.setattr(tasks, "configured_backend", lambda: ComplaintModel())
+    draft = make_ready_draft(Mailbox.default())
+    Draft.objects.filter(pk=draft.pk).update(status=Draft.QUEUED)
+    assert client.get("/readyz").status_code == 503  # no worker has reported yet
+    assert tasks.generate_draft(draft.pk) == "ready: 1"
+    answer = client.get("/readyz")
+    assert answer.status_code == 200, answer.json()
+    assert answer.json()["checks"]["model"]["status"] == "ok"
