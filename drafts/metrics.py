@@ -56,6 +56,14 @@ def _counts(queryset: QuerySet, field: str) -> dict[object, int]:
     return {row[field]: row["n"] for row in rows}
 
 
+def _per_choice(family: Metric, queryset: QuerySet, field: str, choices: list) -> Metric:
+    """``family`` with one sample per choice of ``field``, zero for a choice with no rows."""
+    counts = _counts(queryset, field)
+    for value, _label in choices:
+        family.add_metric([value], counts.get(value, 0))
+    return family
+
+
 def messages_ingested() -> Iterator[Metric]:
     """Customer emails stored per mailbox (not the copies of replies we sent)."""
     names = dict(Mailbox.objects.values_list("pk", "name"))
@@ -70,15 +78,12 @@ def messages_ingested() -> Iterator[Metric]:
 
 def drafts() -> Iterator[Metric]:
     """Drafts by status now, and how many the model has written so far."""
-    by_status = _counts(Draft.objects.all(), "status")
     family = GaugeMetricFamily(
         "replyhub_drafts",
         "Drafts by status now: queued and generating wait for the model, ready for a reviewer.",
         labels=["status"],
     )
-    for status, _ in Draft.STATUSES:
-        family.add_metric([status], by_status.get(status, 0))
-    yield family
+    yield _per_choice(family, Draft.objects.all(), "status", Draft.STATUSES)
     yield CounterMetricFamily(
         "replyhub_drafts_generated",
         "Drafts the model has written (each counted once, however often regenerated).",
@@ -140,28 +145,22 @@ def recent_drafts(now: datetime) -> Iterator[Metric]:
 
 def review_decisions() -> Iterator[Metric]:
     """ReviewEvents by action: what reviewers, and the sending, did to drafts."""
-    counts = _counts(ReviewEvent.objects.all(), "action")
     family = CounterMetricFamily(
         "replyhub_review_actions",
         "What reviewers (and the sending) did to drafts, by action: approve, reject, edit…",
         labels=["action"],
     )
-    for action, _ in ReviewEvent.ACTIONS:
-        family.add_metric([action], counts.get(action, 0))
-    yield family
+    yield _per_choice(family, ReviewEvent.objects.all(), "action", ReviewEvent.ACTIONS)
 
 
 def sends() -> Iterator[Metric]:
     """Approved replies by delivery state (the outbox)."""
-    counts = _counts(Outbox.objects.all(), "state")
     family = GaugeMetricFamily(
         "replyhub_outbox_replies",
         "Approved replies by delivery state: sent, queued, retry, failed, uncertain, sending.",
         labels=["state"],
     )
-    for state, _ in Outbox.STATES:
-        family.add_metric([state], counts.get(state, 0))
-    yield family
+    yield _per_choice(family, Outbox.objects.all(), "state", Outbox.STATES)
 
 
 def task_queue() -> Iterator[Metric]:
