@@ -177,7 +177,7 @@ class StaticDecoder:
             last[rows] = self._forward(ids[rows], positions[rows], cache, rows, 0, width, mask)
         logits = self._logits(last)
 
-        sampler = _Sampler(
+        sampler = Sampler(
             ids, valid[:, :width], logits.shape[-1], temperature, top_p, repetition_penalty, seed
         )
         stops = torch.tensor(sorted(stop_ids) or [-1], device=device)
@@ -194,7 +194,7 @@ class StaticDecoder:
                 break
             logits = step_fn(token, position, width + i)
             position = position + 1
-        return _rows(out.tolist(), stop_ids)
+        return decoded_rows(out.tolist(), stop_ids)
 
     def _stepper(self, cache: list, valid: torch.Tensor, batch: int):
         """One decode step: (tokens [b], positions [b, 1], cache index) -> logits [b, vocab]."""
@@ -269,7 +269,7 @@ def _per_row(value: float | list[float], batch: int, device: torch.device) -> to
     return torch.tensor(values, dtype=torch.float32, device=device)[:, None]
 
 
-class _Sampler:
+class Sampler:
     """Greedy or temperature/top-p sampling with HF's repetition penalty, row by row.
 
     Every setting may differ per row (a batch mixes drafts of different sampling rules); a
@@ -320,7 +320,8 @@ class _Sampler:
         return token
 
 
-def _rows(tokens: list[list[int]], stop_ids: set[int]) -> list[Decoded]:
+def decoded_rows(tokens: list[list[int]], stop_ids: set[int]) -> list[Decoded]:
+    """Each row's new tokens, cut after its first stop token."""
     rows = []
     for row in tokens:
         stop = next((i for i, t in enumerate(row) if t in stop_ids), None)

@@ -23,7 +23,7 @@ import torch
 
 from inference.chatglm.loader import ChatGLMModel
 from inference.chatglm.state import KVCache, PromptBatch
-from inference.fastpath import Decoded, _Sampler
+from inference.fastpath import Decoded, Sampler, decoded_rows
 
 BUCKET = 64
 PREFILL_TOKENS = 8192  # rows per prefill slice = this // prompt width
@@ -140,7 +140,7 @@ class Generator:
         valid[:, :width] = batch.valid
         logits = self._prefill(batch, cache)
 
-        sampler = _Sampler(
+        sampler = Sampler(
             batch.ids, batch.valid, logits.shape[-1], temperature, top_p, repetition_penalty, seed
         )
         stops = torch.tensor(sorted(stop_ids) or [-1], device=self.device)
@@ -158,7 +158,7 @@ class Generator:
                 break
             logits = step(token, positions, width + i)
             positions = positions + batch.position_step
-        return _rows(out.tolist(), stop_ids)
+        return decoded_rows(out.tolist(), stop_ids)
 
     def _allocate(self, rows: int, length: int) -> KVCache:
         config = self.config
@@ -274,12 +274,3 @@ class _GraphedSteps:
         graph, logits = self.graphs[length]
         graph.replay()
         return logits
-
-
-def _rows(tokens: list[list[int]], stop_ids: set[int]) -> list[Decoded]:
-    """Each row's new tokens, cut after its first stop token."""
-    rows = []
-    for row in tokens:
-        stop = next((i for i, t in enumerate(row) if t in stop_ids), None)
-        rows.append(Decoded(row if stop is None else row[: stop + 1], stop is not None))
-    return rows
