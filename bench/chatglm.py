@@ -13,7 +13,8 @@ and the largest batch whose KV cache fits, and reports drafts (prompts) per seco
 - ``eager``, ``graphs``, ``compile``: our engine, decode step eager, captured as CUDA graphs,
   or compiled with ``torch.compile`` and captured (graphs and compile report the steady
   state; their first call, with capture and compilation, is reported apart);
-- ``int8``: our engine with int8 weights in the blocks (CUDA graphs);
+- ``int8``, ``int8-compile``: our engine with int8 weights in the blocks (CUDA graphs;
+  compiled, which can fuse the widening of the weights into the matrix products);
 - ``hf``: transformers' ``generate`` (dynamic cache, SDPA) on transformers' own model of the
   same shape: ``GlmForCausalLM`` for v3 (the same architecture: GLM-4 is ChatGLM3's), and
   ``GPTNeoXForCausalLM`` for v1, which has no transformers class: the same sizes, fused
@@ -27,6 +28,10 @@ meta device (nothing allocated), and the KV cache per token.
     .venv/bin/python bench/chatglm.py --versions v3 --json v3.json
     .venv/bin/python bench/chatglm.py --versions v1 --runs eager,graphs,int8,hf
     .venv/bin/python bench/chatglm.py --versions v3 --runs compile --max-batch 512
+
+A run that fails (out of memory, or any error) is reported as a row with the error, and
+the other runs go on. Engine runs go in the order given, the int8 ones last (they change
+the model).
 """
 
 from __future__ import annotations
@@ -42,8 +47,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-RUNS = ("eager", "graphs", "compile", "int8", "hf", "hf-static")
-DEFAULT_RUNS = "eager,graphs,compile,int8,hf"
+# Our engine's runs: the Generator options of each (the int8 ones quantize the model first).
+ENGINE_MODES = {
+    "eager": dict(cuda_graphs=False),
+    "graphs": dict(cuda_graphs=True),
+    "compile": dict(cuda_graphs=True, compile=True),
+    "int8": dict(cuda_graphs=True),
+    "int8-compile": dict(cuda_graphs=True, compile=True),
+}
+RUNS = (*ENGINE_MODES, "hf", "hf-static")
+DEFAULT_RUNS = "graphs,compile,eager,int8,int8-compile,hf"
 
 # The official config.json keys that set the shapes (everything else as in the checkpoints).
 SHAPES = {
@@ -207,6 +220,7 @@ class Bench:
             return self.args.tiny_largest
         free = torch.cuda.mem_get_info()[0] - 6 * 2**30  # prefill activations, graphs
         largest = max(16, int(free * factor // per_row) // 16 * 16)
+        say(f"{self.version}: {largest} rows fit in {free / 2**30:.0f} GiB free")
         return min(largest, self.args.max_batch) if self.args.max_batch else largest
 
     def measure(self, run: str, batch: int, generate, cold: bool = False) -> None:
@@ -231,6 +245,9 @@ class Bench:
             self.sync()
         except torch.OutOfMemoryError:
             row["error"] = "out of memory"
+        except Exception as error:  # recorded, and the other runs go on
+            row["error"] = f"{type(error).__name__}: {error}"[:300]
+        if "error" in row:
             self.rows.append(row)
             say(json.dumps(row))
             return
@@ -246,7 +263,8 @@ class Bench:
         say(json.dumps(row))
 
     def engine_runs(self, runs: list[str]) -> None:
-        """Our engine: eager, CUDA graphs, compile, then int8 (the model quantized in place)."""
+        """Our engine: the bf16 runs in the order asked for, then the int8 ones (the model
+        quantized in place)."""
         import torch
 
         from inference.chatglm.generate import Generator
@@ -257,33 +275,26 @@ class Bench:
         new = self.args.new_tokens
         batches = sorted({*self.args.batches, self.largest_batch()})
         Generator(model).generate(self.prompts(2), 8, set(), 0)  # CUDA context, cuBLAS
-        modes = {
-            "eager": dict(cuda_graphs=False),
-            "graphs": dict(cuda_graphs=True),
-            "compile": dict(cuda_graphs=True, compile=True),
-        }
-        for run, options in modes.items():
-            if run not in runs or (run != "eager" and self.device != "cuda"):
-                continue
+        quantized = False
+        for run in [r for r in runs if r in ENGINE_MODES]:
+            if run.startswith("int8") and not quantized:
+                quantize_linears(model)
+                quantized = True
+                gc.collect()
+                if self.device == "cuda":
+                    torch.cuda.empty_cache()
+                say(f"{self.version} int8: {weight_bytes(model) / 1e9:.2f} GB of weights")
+                batches = sorted({*self.args.batches, self.largest_batch()})
+            options = ENGINE_MODES[run]
+            if options.get("compile") and self.device != "cuda":
+                continue  # minutes of compiling for a check of the script; the CPU has no graphs
             generator = Generator(model, **options)
             for batch in batches:
                 self.measure(
                     run,
                     batch,
                     lambda p, g=generator: g.generate(p, new, set(), 0),
-                    cold=run != "eager",
-                )
-            del generator
-        if "int8" in runs:
-            quantize_linears(model)
-            gc.collect()
-            if self.device == "cuda":
-                torch.cuda.empty_cache()
-            say(f"{self.version} int8: {weight_bytes(model) / 1e9:.2f} GB of weights")
-            generator = Generator(model, cuda_graphs=True)
-            for batch in sorted({*self.args.batches, self.largest_batch()}):
-                self.measure(
-                    "int8", batch, lambda p: generator.generate(p, new, set(), 0), cold=True
+                    cold=options["cuda_graphs"],
                 )
             del generator
 
@@ -382,7 +393,8 @@ def main() -> None:
     rows: list[dict] = []
     for version in args.versions.split(","):
         bench = Bench(args, version, device)
-        bench.engine_runs(runs)
+        if set(ENGINE_MODES) & set(runs):
+            bench.engine_runs(sorted(runs, key=lambda r: r.startswith("int8")))
         gc.collect()
         if device == "cuda":
             torch.cuda.empty_cache()
