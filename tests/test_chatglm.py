@@ -174,15 +174,27 @@ def test_a_forward_pass_reproduces_the_originals_hidden_states_and_logits(versio
         assert_close(logits[:, -1], arrays[f"{case}.logits_last"], ATOL)
 
 
-def test_the_sdpa_attention_of_v1_agrees_with_its_exact_arithmetic():
+def test_the_fused_kernels_of_v1_agree_with_its_exact_arithmetic():
     golden = GOLDEN["v1"]
     model = load_model(V1)
-    model.set_exact_attention(False)  # what bf16 and fp16 use, for speed
+    model.set_exact(False)  # what bf16 and fp16 use, for speed: SDPA, F.gelu, fused residuals
     logits = forward_logits(model, golden.prompts("b4_padded"), golden.pad)
     columns = golden.arrays["logit_columns"]
     valid = model.prompt_batch(golden.prompts("b4_padded"), golden.pad).valid
     expected = golden.arrays["b4_padded.logits_columns"]
     assert_close(logits[..., columns][valid], expected[valid], 5e-4)  # measured 1.9e-4
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_v1_decoding_with_the_fused_kernels_writes_the_originals_tokens(case):
+    golden = GOLDEN["v1"]
+    model = load_model(V1)
+    model.set_exact(False)
+    rows, steps = greedy(model, golden, golden.prompts(case))
+    assert [r.tokens for r in rows] == golden.generated(case)
+    expected = golden.arrays[f"{case}.gen_step_logits_columns"]
+    columns = golden.arrays["logit_columns"]
+    assert_close(steps[..., columns], expected, 5e-4)  # measured 1.5e-4
 
 
 # -- generation ------------------------------------------------------------------------------

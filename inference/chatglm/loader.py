@@ -54,7 +54,7 @@ def build_model(
     linear = Int8Linear if quantize == "int8" else nn.Linear
     model_class = ChatGLM1 if config.version == 1 else ChatGLM2
     model = model_class(config, linear=linear, dtype=dtype)
-    model.set_exact_attention(dtype == torch.float32)
+    model.set_exact(dtype == torch.float32)
     return model.eval()
 
 

@@ -21,6 +21,11 @@ What makes v1 unusual, and is kept exactly:
   does not follow ``num_layers``.
 - **MLP**: tanh-approximated GELU written out as the original writes it (``F.gelu`` with
   approximate="tanh" differs by up to 2.4e-7 per element).
+
+In fp32 the model does the original's arithmetic. In bf16/fp16 (``set_exact(False)``) it
+uses fused kernels instead: SDPA for attention, ``F.gelu`` and one-kernel residuals, which
+matters for a decode step of one token per row: its time there is mostly the launch floor
+of each small kernel, not arithmetic.
 """
 
 from __future__ import annotations
@@ -58,10 +63,11 @@ def rotary_tables(head_dim: int, positions: int) -> tuple[torch.Tensor, torch.Te
     return angles.cos(), angles.sin()
 
 
-def _rotate_quarters(x: torch.Tensor) -> torch.Tensor:
-    """Rotate-half applied to each half of the head at once: [a1 a2 b1 b2] → [-a2 a1 -b2 b1]."""
+def _swap_quarters(x: torch.Tensor) -> torch.Tensor:
+    """[a1 a2 b1 b2] → [a2 a1 b2 b1]: with the signs folded into the sin table
+    (:meth:`ChatGLM1._rotary`), rotate-half applied to each half of the head at once."""
     a1, a2, b1, b2 = x.chunk(4, dim=-1)
-    return torch.cat((-a2, a1, -b2, b1), dim=-1)
+    return torch.cat((a2, a1, b2, b1), dim=-1)
 
 
 class SelfAttention(nn.Module):
@@ -88,11 +94,14 @@ class SelfAttention(nn.Module):
         length: int,
     ) -> torch.Tensor:
         b, t, _ = x.shape
-        # The fused projection is laid out per head as [q | k | v], not [Q | K | V].
-        qkv = self.query_key_value(x).view(b, t, self.heads, 3 * self.head_dim).transpose(1, 2)
-        q, k, v = qkv.split(self.head_dim, dim=-1)
-        q = q * cos + _rotate_quarters(q) * sin
-        k = k * cos + _rotate_quarters(k) * sin
+        # The fused projection is laid out per head as [q | k | v], not [Q | K | V]; q and
+        # k are rotated together (the same arithmetic per element, half the kernels).
+        d = self.head_dim
+        qkv = self.query_key_value(x).view(b, t, self.heads, 3 * d).transpose(1, 2)
+        qk = qkv[..., : 2 * d].unflatten(-1, (2, d))
+        cos, sin = cos.unsqueeze(-2), sin.unsqueeze(-2)
+        qk = qk * cos + _swap_quarters(qk) * sin
+        q, k, v = qk[..., 0, :], qk[..., 1, :], qkv[..., 2 * d :]
         if cache is not None:
             k, v = cache.update(self.layer, k, v, index, length)
         if self.exact:
@@ -115,10 +124,8 @@ class SelfAttention(nn.Module):
     def _sdpa(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor | None
     ) -> torch.Tensor:
-        # The same attention up to rounding: the (i+1) scaling cancels. A fully masked pad
-        # row would be NaN in SDPA (and NaN survives a zero probability), so it sees all.
-        if allowed is not None:
-            allowed = allowed | ~allowed.any(dim=-1, keepdim=True)
+        # The same attention up to rounding: the (i+1) scaling cancels. ``allowed`` has no
+        # fully masked row (see ChatGLM1.forward).
         return F.scaled_dot_product_attention(
             q, k, v, attn_mask=allowed, scale=1.0 / math.sqrt(self.head_dim)
         )
@@ -131,9 +138,11 @@ class MLP(nn.Module):
         super().__init__()
         self.dense_h_to_4h = linear(config.hidden_size, config.ffn_size, bias=True, dtype=dtype)
         self.dense_4h_to_h = linear(config.ffn_size, config.hidden_size, bias=True, dtype=dtype)
+        self.exact = True  # the original's GELU; False: one fused kernel
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dense_4h_to_h(gelu(self.dense_h_to_4h(x)))
+        x = self.dense_h_to_4h(x)
+        return self.dense_4h_to_h(gelu(x) if self.exact else F.gelu(x, approximate="tanh"))
 
 
 class GLMBlock(nn.Module):
@@ -148,12 +157,17 @@ class GLMBlock(nn.Module):
         self.attention = SelfAttention(config, layer, linear, dtype)
         self.post_attention_layernorm = nn.LayerNorm(hidden, eps=eps, dtype=dtype)
         self.mlp = MLP(config, linear, dtype)
+        self.exact = True  # the original's residual arithmetic; False: one kernel each
 
     def forward(self, x: torch.Tensor, *attention_args: object) -> torch.Tensor:
         normed = self.input_layernorm(x)
-        h = normed * ALPHA + self.attention(normed, *attention_args)
+        h = self._residual(normed, self.attention(normed, *attention_args))
         normed = self.post_attention_layernorm(h)
-        return normed * ALPHA + self.mlp(normed)
+        return self._residual(normed, self.mlp(normed))
+
+    def _residual(self, normed: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """normed · α + out."""
+        return normed * ALPHA + out if self.exact else torch.add(out, normed, alpha=ALPHA)
 
 
 class Transformer(nn.Module):
@@ -183,17 +197,24 @@ class ChatGLM1(nn.Module):
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False, dtype=dtype)
         self.lm_head.weight = self.transformer.word_embeddings.weight
         cos, sin = rotary_tables(config.head_dim, config.max_positions)
+        # Rotate-half's signs on the sin table, per half of the head: [-sin, sin].
+        quarter = config.head_dim // 4
+        signs = torch.ones(2 * quarter, device="cpu")
+        signs[:quarter] = -1
         self.register_buffer("rotary_cos", cos, persistent=False)
-        self.register_buffer("rotary_sin", sin, persistent=False)
+        self.register_buffer("rotary_sin_signed", sin * signs, persistent=False)
+        self.exact = True
 
     @property
     def layers(self) -> nn.ModuleList:
         return self.transformer.layers
 
-    def set_exact_attention(self, exact: bool) -> None:
-        """The original's attention arithmetic (True) or SDPA kernels (False, faster)."""
+    def set_exact(self, exact: bool) -> None:
+        """The original's arithmetic (True) or fused kernels (False: SDPA, ``F.gelu``, one-kernel
+        residuals; the same up to rounding, and faster)."""
+        self.exact = exact
         for layer in self.layers:
-            layer.attention.exact = exact
+            layer.exact = layer.attention.exact = layer.mlp.exact = exact
 
     def tie_head(self) -> None:
         """Use the embedding table as the output layer, as the original does."""
@@ -217,14 +238,20 @@ class ChatGLM1(nn.Module):
         """
         x = self.transformer.word_embeddings(input_ids)
         cos, sin = self._rotary(position_ids, x.dtype)
+        if allowed is not None and not self.exact:
+            # A fully masked pad row would be NaN in SDPA (and NaN survives a zero
+            # probability), so such a row sees every key; once here, not in every layer.
+            allowed = allowed | ~allowed.any(dim=-1, keepdim=True)
         for layer in self.layers:
             x = layer(x, cos, sin, allowed, cache, index, length)
         return self.transformer.final_layernorm(x)
 
     def _rotary(self, position_ids: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
         # [batch, 1, t, head_dim]: the first half by position, the second by block position.
+        # The sin table carries rotate-half's signs: x·cos + swap(x)·(±sin), where
+        # rotate-half would compute x·cos + (±swap(x))·sin; negation is exact, so the same.
         tables = []
-        for table in (self.rotary_cos, self.rotary_sin):
+        for table in (self.rotary_cos, self.rotary_sin_signed):
             halves = (
                 F.embedding(position_ids[:, 0], table),
                 F.embedding(position_ids[:, 1], table),

@@ -91,9 +91,10 @@ class SelfAttention(nn.Module):
     ) -> torch.Tensor:
         b, t, _ = x.shape
         d, heads, groups = self.head_dim, self.heads, self.groups
-        q, k, v = self.query_key_value(x).split([heads * d, groups * d, groups * d], dim=-1)
-        q = apply_rope(q.view(b, t, heads, d).transpose(1, 2), rope)
-        k = apply_rope(k.view(b, t, groups, d).transpose(1, 2), rope)
+        qk, v = self.query_key_value(x).split([(heads + groups) * d, groups * d], dim=-1)
+        # q's and k's heads rotated together: the same arithmetic per element, half the kernels.
+        qk = apply_rope(qk.view(b, t, heads + groups, d).transpose(1, 2), rope)
+        q, k = qk.split([heads, groups], dim=1)
         v = v.view(b, t, groups, d).transpose(1, 2)
         if cache is not None:
             k, v = cache.update(self.layer, k, v, index, length)
@@ -201,7 +202,7 @@ class ChatGLM2(nn.Module):
     def layers(self) -> nn.ModuleList:
         return self.transformer.encoder.layers
 
-    def set_exact_attention(self, exact: bool) -> None:
+    def set_exact(self, exact: bool) -> None:
         """No-op: the original itself uses SDPA, so there is nothing more exact to pick."""
 
     def tie_head(self) -> None:
