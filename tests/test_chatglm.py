@@ -185,16 +185,19 @@ def test_the_fused_kernels_of_v1_agree_with_its_exact_arithmetic():
     assert_close(logits[..., columns][valid], expected[valid], 5e-4)  # measured 1.9e-4
 
 
+@pytest.mark.parametrize(("version", "atol"), [("v1", 5e-4), ("v3", 1e-4)])
 @pytest.mark.parametrize("case", CASES)
-def test_v1_decoding_with_the_fused_kernels_writes_the_originals_tokens(case):
-    golden = GOLDEN["v1"]
-    model = load_model(V1)
+def test_decoding_with_the_fused_kernels_writes_the_originals_tokens(version, atol, case):
+    # bf16 and fp16 use them (v1: SDPA, F.gelu, fused residuals; v3: F.rms_norm), run here
+    # in fp32 to compare; measured 1.5e-4 (v1) and 2.0e-5 (v3).
+    golden = GOLDEN[version]
+    model = load_model(golden.folder)
     model.set_exact(False)
     rows, steps = greedy(model, golden, golden.prompts(case))
     assert [r.tokens for r in rows] == golden.generated(case)
     expected = golden.arrays[f"{case}.gen_step_logits_columns"]
     columns = golden.arrays["logit_columns"]
-    assert_close(steps[..., columns], expected, 5e-4)  # measured 1.5e-4
+    assert_close(steps[..., columns], expected, atol)
 
 
 # -- generation ------------------------------------------------------------------------------

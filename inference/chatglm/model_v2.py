@@ -17,6 +17,10 @@ The architecture, as the original computes it:
 - Attention is ``scaled_dot_product_attention`` with scale 1/√kv_channels, causal, plus key
   padding when rows are left-padded; a pad query sees every key, so it is never NaN.
 - The output layer is its own matrix (untied), over the padded vocabulary.
+
+In bf16/fp16 (``set_exact(False)``) the RMSNorms are one fused kernel each (the same
+arithmetic up to the order of the mean's sum), which matters for a decode step of one
+token per row: its time there is mostly the launch floor of each small kernel.
 """
 
 from __future__ import annotations
@@ -37,30 +41,44 @@ class RMSNorm(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(size, dtype=dtype), requires_grad=False)
         self.eps = eps
+        self.exact = True  # the original's operations; False: F.rms_norm (fp32 inside too)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.exact:
+            return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
         variance = x.to(torch.float32).pow(2).mean(-1, keepdim=True)
         return (self.weight * (x * torch.rsqrt(variance + self.eps))).to(x.dtype)
 
 
 def rope_table(head_dim: int, positions: int, rope_ratio: float = 1.0) -> torch.Tensor:
-    """[positions, head_dim / 4, 2] (cos, sin), fp32 on the CPU, for the rotated quarter pairs."""
+    """[positions, 2, head_dim] (cos, signed sin), fp32 on the CPU, for :func:`apply_rope`.
+
+    The first half of each head is rotated in interleaved pairs: pair i by angle
+    position · θ_i. Per pair the cos row holds (cos, cos) and the sin row (-sin, sin); the
+    unrotated half has cos 1 and sin 0.
+    """
     rotated = head_dim // 2
     base = 10000 * rope_ratio
     theta = 1.0 / (base ** (torch.arange(0, rotated, 2, dtype=torch.float, device="cpu") / rotated))
     angles = torch.outer(torch.arange(positions, dtype=torch.float, device="cpu"), theta).float()
-    return torch.stack([torch.cos(angles), torch.sin(angles)], dim=-1)
+    table = torch.zeros(positions, 2, head_dim, device="cpu")
+    table[:, 0] = 1.0
+    table[:, 0, 0:rotated:2] = table[:, 0, 1:rotated:2] = torch.cos(angles)
+    table[:, 1, 0:rotated:2] = -torch.sin(angles)
+    table[:, 1, 1:rotated:2] = torch.sin(angles)
+    return table
 
 
 def apply_rope(x: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
-    """Rotate the interleaved pairs of the first ``2 · rope.shape[-2]`` dims of ``x``
-    [batch, heads, t, head_dim] by ``rope`` [batch, 1, t, pairs, 2]."""
-    rotated = rope.shape[-2] * 2
-    pairs = x[..., :rotated].unflatten(-1, (-1, 2))
-    even, odd = pairs[..., 0], pairs[..., 1]
-    cos, sin = rope[..., 0], rope[..., 1]
-    turned = torch.stack((even * cos - odd * sin, odd * cos + even * sin), dim=-1).flatten(-2)
-    return torch.cat((turned, x[..., rotated:]), dim=-1)
+    """``x`` [batch, heads, t, head_dim] rotated by ``rope`` [batch, 1, t, 2, head_dim]
+    (:func:`rope_table`'s rows at each token's position).
+
+    The original computes (even·cos - odd·sin, odd·cos + even·sin) per pair; this is
+    x·cos + swap(x)·sin with the signs in the table, the same numbers (a negation is exact),
+    and x·1 + swap(x)·0 = x on the unrotated half, in four kernels over the whole head.
+    """
+    swapped = x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)
+    return x * rope[..., 0, :] + swapped * rope[..., 1, :]
 
 
 class SelfAttention(nn.Module):
@@ -203,7 +221,12 @@ class ChatGLM2(nn.Module):
         return self.transformer.encoder.layers
 
     def set_exact(self, exact: bool) -> None:
-        """No-op: the original itself uses SDPA, so there is nothing more exact to pick."""
+        """The original's RMSNorm operations (True) or one fused kernel each (False: the
+        same up to the order of a sum, and faster). Attention is SDPA either way, as in
+        the original."""
+        for module in self.modules():
+            if isinstance(module, RMSNorm):
+                module.exact = exact
 
     def tie_head(self) -> None:
         """Use the embedding table as the output layer (only if a config asks for it)."""
