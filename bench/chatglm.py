@@ -22,7 +22,9 @@ and the largest batch whose KV cache fits, and reports drafts (prompts) per seco
   ``hf-static`` (not run unless asked) adds a static cache and ``torch.compile``.
 
 It also prints the weight memory of both real shapes in fp32/bf16/int8, computed on the
-meta device (nothing allocated), and the KV cache per token.
+meta device (nothing allocated), the KV cache per token, and the ATen operations in one
+bf16 decode step at the real depth (counted on the CPU: each is a GPU kernel, and their
+launch floor is most of a small batch's step time even inside a CUDA graph).
 
     .venv/bin/python bench/chatglm.py --tiny                 # CPU, under a minute
     .venv/bin/python bench/chatglm.py --versions v3 --json v3.json
@@ -87,12 +89,15 @@ def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def config_for(version: str, tiny: bool):
+def config_for(version: str, tiny: bool, full_depth: bool = False):
+    """The real shape of ``version``, or a toy one (``tiny``), of the real depth if asked."""
     from inference.chatglm.config import parse_config
 
     raw = dict(SHAPES[version])
     if tiny:
         raw.update(TINY, **TINY_SIZES[version])
+    if full_depth:
+        raw["num_layers"] = SHAPES[version]["num_layers"]
     return parse_config(raw)
 
 
@@ -122,20 +127,66 @@ def memory_table(positions: int) -> list[dict]:
                 )
         row["kv_kib_per_token"] = config.kv_bytes_per_token / 1024
         row["kv_mib_per_draft"] = round(config.kv_bytes_per_token * positions / 2**20, 1)
+        row["decode_ops"] = decode_ops(version)
         rows.append(row)
     return rows
+
+
+# -- operations per decode step, counted ----------------------------------------------------
+
+# What PyTorch dispatches without a kernel of its own (views, reshapes) is not counted.
+VIEW_OPS = (
+    "alias", "as_strided", "chunk", "detach", "expand", "flatten", "permute", "reshape",
+    "select", "slice", "split", "split_with_sizes", "squeeze", "t", "transpose", "unflatten",
+    "unsqueeze", "view", "_reshape_alias", "_unsafe_view", "lift_fresh",
+)  # fmt: skip
+
+
+def decode_ops(version: str) -> int:
+    """ATen operations (kernels, roughly) in one bf16 decode step of ``version``'s depth, at
+    a toy width on the CPU: on a GPU each is a kernel, whose launch floor of a few
+    microseconds inside a CUDA graph is most of a small batch's step time."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from inference.chatglm.generate import Generator
+    from inference.chatglm.state import KVCache
+
+    class Count(TorchDispatchMode):
+        count = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func._schema.name.removeprefix("aten::") not in VIEW_OPS:
+                self.count += 1
+            return func(*args, **(kwargs or {}))
+
+    config = config_for(version, tiny=True, full_depth=True)
+    model = engine_model(config, "cpu", torch.bfloat16)
+    rows, length = 2, 64
+    cache = KVCache.allocate(
+        config.num_layers, rows, config.kv_groups, length, config.head_dim, torch.bfloat16, "cpu"
+    )  # fmt: skip
+    before, after = SPECIALS[version]
+    prompt = before + list(range(5, 13)) + after
+    positions = model.prompt_batch([prompt] * rows, 0).next_positions
+    allowed = torch.ones(rows, 1, 1, length, dtype=torch.bool)
+    token = torch.zeros(rows, dtype=torch.long)
+    with torch.inference_mode(), Count() as counter:
+        Generator(model, cuda_graphs=False)._decode_step(
+            token, positions, torch.tensor([8]), allowed, cache, length
+        )
+    return counter.count
 
 
 # -- models --------------------------------------------------------------------------------
 
 
-def engine_model(version: str, tiny: bool, device: str, dtype):
-    """Our model of ``version``'s shape with random weights, built where it will run."""
+def engine_model(config, device: str, dtype):
+    """Our model of ``config``'s shape with random weights, built where it will run."""
     import torch
 
     from inference.chatglm.loader import build_model
 
-    config = config_for(version, tiny)
     with torch.device(device):
         model = build_model(config, dtype)  # nn.Linear/Embedding initialise themselves
     return model.to(device)  # the rotary tables, built on the CPU
@@ -270,7 +321,7 @@ class Bench:
         from inference.chatglm.generate import Generator
         from inference.chatglm.quantize import quantize_linears, weight_bytes
 
-        model = engine_model(self.version, self.args.tiny, self.device, self.dtype)
+        model = engine_model(self.config, self.device, self.dtype)
         say(f"{self.version}: {weight_bytes(model) / 1e9:.2f} GB of weights")
         new = self.args.new_tokens
         batches = sorted({*self.args.batches, self.largest_batch()})
@@ -350,13 +401,13 @@ def memory_markdown(rows: list[dict], positions: int) -> str:
     """The weight and KV-cache sizes as a Markdown table."""
     lines = [
         "| model | fp32 GB | bf16 GB | int8 GB | KV KiB/token (bf16) "
-        f"| KV MiB per draft ({positions} positions) |",
-        "|---|---:|---:|---:|---:|---:|",
+        f"| KV MiB per draft ({positions} positions) | ops per decode step |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['model']} | {r['fp32_gb']} | {r['bf16_gb']} | {r['int8_gb']} | "
-            f"{r['kv_kib_per_token']} | {r['kv_mib_per_draft']} |"
+            f"{r['kv_kib_per_token']} | {r['kv_mib_per_draft']} | {r['decode_ops']} |"
         )
     return "\n".join(lines)
 
