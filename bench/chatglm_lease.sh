@@ -31,4 +31,6 @@ section v3-graphs 120 --versions v3 --runs graphs --max-batch 1024
 section v3-compile 150 --versions v3 --runs compile --batches 1,64 --max-batch 64
 section int8 150 --versions v1,v3 --runs int8 --max-batch 1024
 section hf-rest 120 --versions v1,v3 --runs hf --batches 16 --max-batch 1024
+# ChatGLM3-6B at the largest batch that fits (about 4,900 rows on an H200: minutes a call).
+section v3-largest 240 --versions v3 --runs graphs --batches ""
 grep -v '\.\.\.$' "$log"
