@@ -17,19 +17,14 @@ class DraftsConfig(AppConfig):
     verbose_name = "ReplyHub"
 
     def ready(self) -> None:
-        from drafts.api.callbacks import schedule_sweep as schedule_api_callbacks
-        from drafts.health import schedule_heartbeat
         from replyhub.checks import check_secret_key_from_environment
 
         register(check_model_configured)
         register(check_secret_key_from_environment, deploy=True)
         post_migrate.connect(ensure_search_index, sender=self)
         post_migrate.connect(grant_admin_access, sender=self)
-        post_migrate.connect(schedule_outbox_sweep, sender=self)
+        post_migrate.connect(schedule_minute_sweeps, sender=self)
         post_migrate.connect(schedule_stats_summaries, sender=self)
-        post_migrate.connect(schedule_heartbeat, sender=self)
-        post_migrate.connect(schedule_api_callbacks, sender=self)
-        post_migrate.connect(schedule_notifications, sender=self)
 
 
 def ensure_search_index(using: str = "default", **kwargs: object) -> None:
@@ -72,19 +67,30 @@ def grant_admin_access(using: str = "default", **kwargs: object) -> None:
         profile.sync_admin_access()
 
 
-def schedule_outbox_sweep(using: str = "default", **kwargs: object) -> None:
-    """Every minute a worker retries due replies and flags ones stuck while sending."""
+# The tasks a worker runs every minute: function → the schedule's name in the admin.
+MINUTE_SWEEPS = {
+    "drafts.sending.sweep_outbox": "Outbox: retries and stuck sends",
+    "drafts.health.record_heartbeat": "Health: worker heartbeat and model",
+    "drafts.api.callbacks.sweep_callbacks": "API callbacks: retries",
+    # Chat digests of new drafts, queue thresholds, notifications due for another try.
+    "drafts.notify.sweep_notifications": "Chat notifications: digests, queue thresholds, retries",
+}
+
+
+def schedule_minute_sweeps(using: str = "default", **kwargs: object) -> None:
+    """Every minute a worker runs each of MINUTE_SWEEPS (created or updated after migrate)."""
     from django_q.models import Schedule
 
-    Schedule.objects.using(using).update_or_create(
-        func="drafts.sending.sweep_outbox",
-        defaults={
-            "name": "Outbox: retries and stuck sends",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": 1,
-            "repeats": -1,
-        },
-    )
+    for func, name in MINUTE_SWEEPS.items():
+        Schedule.objects.using(using).update_or_create(
+            func=func,
+            defaults={
+                "name": name,
+                "schedule_type": Schedule.MINUTES,
+                "minutes": 1,
+                "repeats": -1,
+            },
+        )
 
 
 def schedule_stats_summaries(using: str = "default", **kwargs: object) -> None:
@@ -102,21 +108,5 @@ def schedule_stats_summaries(using: str = "default", **kwargs: object) -> None:
             "schedule_type": Schedule.DAILY,
             "repeats": -1,
             "next_run": timezone.make_aware(datetime.combine(tomorrow, time(0, 10))),
-        },
-    )
-
-
-def schedule_notifications(using: str = "default", **kwargs: object) -> None:
-    """Every minute a worker sends the chat digests of new drafts, checks the queue
-    thresholds and queues the notifications due for another try (drafts.notify)."""
-    from django_q.models import Schedule
-
-    Schedule.objects.using(using).update_or_create(
-        func="drafts.notify.sweep_notifications",
-        defaults={
-            "name": "Chat notifications: digests, queue thresholds, retries",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": 1,
-            "repeats": -1,
         },
     )

@@ -122,21 +122,6 @@ def record_heartbeat() -> str:
     return "model loaded" if loaded else f"model not loaded: {error}"
 
 
-def schedule_heartbeat(using: str = "default", **kwargs: object) -> None:
-    """Every minute a worker records its heartbeat (connected to post_migrate)."""
-    from django_q.models import Schedule
-
-    Schedule.objects.using(using).update_or_create(
-        func="drafts.health.record_heartbeat",
-        defaults={
-            "name": "Health: worker heartbeat and model",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": 1,
-            "repeats": -1,
-        },
-    )
-
-
 # -- the checks -------------------------------------------------------------------------
 
 

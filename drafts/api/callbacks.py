@@ -252,18 +252,3 @@ def sweep_callbacks() -> str:
         enqueue(callback)
         queued += 1
     return f"{revived} revived, {queued} queued"
-
-
-def schedule_sweep(using: str = "default", **kwargs: object) -> None:
-    """Run sweep_callbacks every minute (connected to post_migrate in drafts/apps.py)."""
-    from django_q.models import Schedule
-
-    Schedule.objects.using(using).update_or_create(
-        func="drafts.api.callbacks.sweep_callbacks",
-        defaults={
-            "name": "API callbacks: retries",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": 1,
-            "repeats": -1,
-        },
-    )
