@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
@@ -151,6 +151,28 @@ def make_ready_draft(mailbox: Mailbox, name: str = "inquiry_en.eml", **fields: o
     values.setdefault("reply_text", values["generated_text"])
     Draft.objects.filter(message=message).update(**values)
     return Message.objects.get(pk=message.pk).draft
+
+
+def all_at_once(*calls: Callable[[], object]) -> list[object]:
+    """Run each call in its own thread, released together (as workers or users racing
+    for one row would), each closing its database connection; their results, in the
+    order they finished."""
+    results: list[object] = []
+    start = threading.Barrier(len(calls))
+
+    def run(call: Callable[[], object]) -> None:
+        start.wait()
+        try:
+            results.append(call())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,7 @@ from drafts import tasks
 from drafts.api.tokens import ApiToken, hash_token
 from drafts.models import Draft, Mailbox, Message, Outbox, ReviewEvent
 from tests.apiclient import Api, ScriptedModel, api_for, draft_url, error_of, record_tasks
-from tests.conftest import mail_bytes, make_ready_draft
+from tests.conftest import all_at_once, mail_bytes, make_ready_draft
 
 pytestmark = pytest.mark.django_db
 
@@ -465,21 +465,11 @@ def test_a_second_approval_is_a_409_and_sends_nothing_more(api, mailbox):
 @pytest.mark.django_db(transaction=True)
 def test_two_simultaneous_approvals_exactly_one_wins(alice, bob, mailbox):
     draft = make_ready_draft(mailbox)
-    apis = [api_for(alice), api_for(bob)]
-    start = threading.Barrier(2)
-    statuses: list[int] = []
-
-    def approve(api: Api) -> None:
-        start.wait()
-        response = api.post(draft_url(draft, "approve"), {"text": REPLY, "version": draft.version})
-        statuses.append(response.status_code)
-        connection.close()
-
-    threads = [threading.Thread(target=approve, args=(api,)) for api in apis]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    url, body = draft_url(draft, "approve"), {"text": REPLY, "version": draft.version}
+    alices, bobs = api_for(alice), api_for(bob)
+    statuses = all_at_once(
+        lambda: alices.post(url, body).status_code, lambda: bobs.post(url, body).status_code
+    )
     assert sorted(statuses) == [200, 409]
     assert Outbox.objects.filter(draft=draft).count() == 1
     assert ReviewEvent.objects.filter(draft=draft, action=ReviewEvent.APPROVE).count() == 1

@@ -26,7 +26,6 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.management.sql import emit_post_migrate_signal
-from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 from django_q.brokers import get_broker
@@ -43,7 +42,7 @@ from drafts.notify import (
     sweep_notifications,
 )
 from drafts.sending import send_outbox
-from tests.conftest import free_port, make_ready_draft
+from tests.conftest import all_at_once, free_port, make_ready_draft
 
 pytestmark = pytest.mark.django_db
 
@@ -572,20 +571,7 @@ def test_two_workers_at_once_deliver_once(mailbox, chat):
     ready_draft(mailbox, "inquiry")
     sweep_notifications()
     pk = Notification.objects.get().pk
-    results, start = [], threading.Barrier(4)
-
-    def worker() -> None:
-        start.wait()
-        try:
-            results.append(deliver_notification(pk))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = all_at_once(*[lambda: deliver_notification(pk)] * 4)
     assert len(results) == 4 and results.count("sent") == 1
     assert len(chat.requests) == 1
 

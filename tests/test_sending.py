@@ -7,13 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -26,7 +24,7 @@ from drafts.sending import (
     send_outbox,
     sweep_outbox,
 )
-from tests.conftest import database_url, free_port, make_ready_draft
+from tests.conftest import all_at_once, database_url, free_port, make_ready_draft
 
 pytestmark = pytest.mark.django_db
 
@@ -83,20 +81,7 @@ def test_running_the_send_task_twice_sends_once(mailbox, alice, smtp_server):
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_at_once_send_once(mailbox, alice, smtp_server):
     outbox = approve(mailbox, alice)
-    results, start = [], threading.Barrier(4)
-
-    def worker() -> None:
-        start.wait()
-        try:
-            results.append(send_outbox(outbox.pk))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = all_at_once(*[lambda: send_outbox(outbox.pk)] * 4)
     assert len(results) == 4 and results.count("sent") == 1
     assert len(smtp_server.received) == 1
 
