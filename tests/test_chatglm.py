@@ -257,6 +257,27 @@ def test_reading_the_cache_in_64_token_buckets_as_cuda_graphs_do_changes_no_toke
     assert_close(torch.stack(steps, 1)[..., columns], expected, golden.step_atol)
 
 
+@pytest.mark.parametrize(("version", "atol"), [("v1", 5e-4), ("v3", 1e-4)])
+def test_the_compiled_decode_step_writes_the_originals_tokens(version, atol):
+    # REPLYHUB_CHATGLM_COMPILE: torch.compile (Inductor, dynamic shapes: one compilation for
+    # every cache bucket) of the fused step a GPU runs; compiled here for the CPU, in fp32.
+    golden = GOLDEN[version]
+    model = load_model(golden.folder)
+    model.set_exact(False)
+    generator = Generator(model, compile=True)
+    assert generator.bucket == 64
+    for case in ("b4_padded", "b1_p3"):
+        steps: list[torch.Tensor] = []
+        rows = generator.generate(
+            golden.prompts(case), 24, set(), golden.pad,
+            on_logits=lambda i, x, steps=steps: steps.append(x.clone()),
+        )  # fmt: skip
+        assert [r.tokens for r in rows] == golden.generated(case)
+        expected = golden.arrays[f"{case}.gen_step_logits_columns"]
+        columns = golden.arrays["logit_columns"]
+        assert_close(torch.stack(steps, 1)[..., columns], expected, atol)
+
+
 def test_generation_stops_at_a_stop_token_and_the_other_rows_go_on():
     golden, model = GOLDEN["v3"], fp32_model("v3")
     expected = golden.generated("b4_padded")
