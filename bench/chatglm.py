@@ -21,6 +21,12 @@ and the largest batch whose KV cache fits, and reports drafts (prompts) per seco
   QKV with bias, LayerNorm, a GELU MLP, rotary, sequential residuals, tied head.
   ``hf-static`` (not run unless asked) adds a static cache and ``torch.compile``.
 
+``profile`` (not run unless asked; bf16, at the batches given, not the largest) says where a
+decode step's time goes: the step as a CUDA graph, timed, beside the kernels of the same
+step run eagerly under ``torch.profiler``, summed per kind (matrix products, attention, the
+rest) with the costliest kernels by name. Step time well above the kernels' sum is launch
+overhead and gaps; kernels well above the memory floor are slow kernels.
+
 It also prints the weight memory of both real shapes in fp32/bf16/int8, computed on the
 meta device (nothing allocated), the KV cache per token, and the ATen operations in one
 bf16 decode step at the real depth (counted on the CPU: each is a GPU kernel, and their
@@ -57,7 +63,7 @@ ENGINE_MODES = {
     "int8": dict(cuda_graphs=True),
     "int8-compile": dict(cuda_graphs=True, compile=True),
 }
-RUNS = (*ENGINE_MODES, "hf", "hf-static")
+RUNS = (*ENGINE_MODES, "hf", "hf-static", "profile")
 DEFAULT_RUNS = "graphs,compile,eager,int8,int8-compile,hf"
 
 # The official config.json keys that set the shapes (everything else as in the checkpoints).
@@ -327,7 +333,11 @@ class Bench:
         batches = sorted({*self.args.batches, self.largest_batch()})
         Generator(model).generate(self.prompts(2), 8, set(), 0)  # CUDA context, cuBLAS
         quantized = False
-        for run in [r for r in runs if r in ENGINE_MODES]:
+        for run in [r for r in runs if r in ENGINE_MODES or r == "profile"]:
+            if run == "profile":
+                for batch in self.args.batches:
+                    self.profile(model, batch)
+                continue
             if run.startswith("int8") and not quantized:
                 quantize_linears(model)
                 quantized = True
@@ -348,6 +358,71 @@ class Bench:
                     cold=options["cuda_graphs"],
                 )
             del generator
+
+    def profile(self, model, batch: int, steps: int = 8) -> None:
+        """Time ``steps`` decode steps as CUDA graphs, then profile the same steps eagerly;
+        one row with the step time and the kernel time per step, by kind and by kernel."""
+        import torch
+        from torch.autograd import DeviceType
+        from torch.profiler import ProfilerActivity
+
+        from inference.chatglm.generate import Generator
+
+        prompts, cuda = self.prompts(batch), self.device == "cuda"
+        row: dict = {"model": self.version, "run": "profile", "batch": batch}
+        say(f"{self.version} profile, batch {batch} ...")
+        # Steps 2 .. 2 + steps stay in the first cache bucket: no capture while timed.
+        first, last = 2, 2 + steps
+        try:
+            started: list[float] = []
+
+            def timed(i: int, logits: torch.Tensor) -> None:
+                if i in (first, last):
+                    self.sync()
+                    started.append(time.monotonic())
+
+            graphed = Generator(model, cuda_graphs=True)
+            graphed.generate(prompts, last + 1, set(), 0, on_logits=timed)
+            row["step_ms"] = round((started[1] - started[0]) * 1000 / steps, 2)
+
+            activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+            profiler = torch.profiler.profile(activities=activities)
+
+            def profiled(i: int, logits: torch.Tensor) -> None:
+                if i in (first, last):
+                    self.sync()
+                    (profiler.start if i == first else profiler.stop)()
+
+            Generator(model, cuda_graphs=False).generate(
+                prompts, last + 1, set(), 0, on_logits=profiled
+            )
+        except Exception as error:  # recorded, and the other runs go on
+            row["error"] = f"{type(error).__name__}: {error}"[:300]
+            self.rows.append(row)
+            say(json.dumps(row))
+            return
+        kind = DeviceType.CUDA if cuda else DeviceType.CPU
+        kernels: dict[str, list[float]] = {}  # name: [µs, calls]
+        for event in profiler.events():
+            # On the GPU each kernel; on the CPU each operation called from Python.
+            if event.device_type != kind or (not cuda and event.cpu_parent is not None):
+                continue
+            micros = event.time_range.elapsed_us() if cuda else event.cpu_time_total
+            entry = kernels.setdefault(event.name, [0.0, 0.0])
+            entry[0] += micros / steps
+            entry[1] += 1 / steps
+        by_kind: dict[str, float] = {}
+        for name, (micros, _) in kernels.items():
+            by_kind[kernel_kind(name)] = by_kind.get(kernel_kind(name), 0.0) + micros
+        row["kernel_ms"] = round(sum(by_kind.values()) / 1000, 2)
+        row["kernels_per_step"] = round(sum(calls for _, calls in kernels.values()))
+        row["by_kind_ms"] = {k: round(v / 1000, 2) for k, v in sorted(by_kind.items())}
+        top = sorted(kernels.items(), key=lambda item: -item[1][0])[:8]
+        row["top"] = [
+            [name[:90], round(micros / 1000, 3), round(calls)] for name, (micros, calls) in top
+        ]
+        self.rows.append(row)
+        say(json.dumps(row))
 
     def hf_runs(self, runs: list[str]) -> None:
         """transformers' generate on its own model of the same shape."""
@@ -379,6 +454,18 @@ class Bench:
                 )
 
 
+def kernel_kind(name: str) -> str:
+    """A kernel's (or, on the CPU, an operation's) kind, from its name."""
+    lowered = name.lower()
+    if any(k in lowered for k in ("fmha", "flash", "attention", "attn")):
+        return "attention"
+    if any(
+        k in lowered for k in ("gemm", "gemv", "cutlass", "xmma", "nvjet", "mm", "linear", "matmul")
+    ):
+        return "matmul"
+    return "other"
+
+
 def table(rows: list[dict]) -> str:
     """The results as a Markdown table."""
     lines = [
@@ -389,11 +476,33 @@ def table(rows: list[dict]) -> str:
         if "error" in r:
             lines.append(f"| {r['model']} | {r['run']} | {r['batch']} | {r['error']} | | | | |")
             continue
+        if r["run"] == "profile":
+            continue
         lines.append(
             f"| {r['model']} | {r['run']} | {r['batch']} | {r['drafts_per_s']} | "
             f"{r['new_tokens_per_s']} | {r['seconds']} | {r.get('first_call_s', '')} | "
             f"{r.get('peak_gib', '')} |"
         )
+    return "\n".join(lines)
+
+
+def profile_markdown(rows: list[dict]) -> str:
+    """The profile rows: a decode step's time, and its kernels' by kind and by name."""
+    kinds = ("matmul", "attention", "other")
+    lines = [
+        "| model | batch | step ms (graph) | kernel ms | kernels | "
+        + " | ".join(f"{k} ms" for k in kinds) + " | costliest kernels (ms, calls per step) |",
+        "|---|---:|---:|---:|---:|" + "---:|" * len(kinds) + "---|",
+    ]  # fmt: skip
+    for r in rows:
+        if r["run"] != "profile" or "error" in r:
+            continue
+        top = "; ".join(f"{name} ({ms}, {calls})" for name, ms, calls in r["top"][:4])
+        lines.append(
+            f"| {r['model']} | {r['batch']} | {r['step_ms']} | {r['kernel_ms']} | "
+            f"{r['kernels_per_step']} | "
+            + " | ".join(str(r["by_kind_ms"].get(k, 0)) for k in kinds) + f" | {top} |"
+        )  # fmt: skip
     return "\n".join(lines)
 
 
@@ -444,7 +553,7 @@ def main() -> None:
     rows: list[dict] = []
     for version in args.versions.split(","):
         bench = Bench(args, version, device)
-        if set(ENGINE_MODES) & set(runs):
+        if {*ENGINE_MODES, "profile"} & set(runs):
             bench.engine_runs(sorted(runs, key=lambda r: r.startswith("int8")))
         gc.collect()
         if device == "cuda":
@@ -467,6 +576,8 @@ def main() -> None:
           f"{args.new_tokens} new tokens\n")  # fmt: skip
     print(memory_markdown(memory, positions) + "\n")
     print(table(rows))
+    if any(r["run"] == "profile" for r in rows):
+        print("\n" + profile_markdown(rows))
     if args.json:
         Path(args.json).write_text(json.dumps(info, indent=1))
 

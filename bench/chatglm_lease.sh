@@ -24,10 +24,10 @@ section() {  # name, seconds at most, then bench/chatglm.py's arguments
 }
 
 # Transformers' rows of 2026-11-26 (H200) stand; ours are re-measured after the decode step
-# lost half its kernels. The target first: v1 at batch 64.
-section v1-graphs 120 --versions v1 --runs graphs
+# lost half its kernels. The target first: v1 at batch 64, then where its step time goes.
+section v1-graphs 150 --versions v1 --runs graphs,profile
 section v1-compile 150 --versions v1 --runs compile,int8-compile --batches 1,64 --max-batch 64
-section v3-graphs 120 --versions v3 --runs graphs --max-batch 1024
+section v3-graphs 150 --versions v3 --runs graphs,profile --max-batch 1024
 section v3-compile 150 --versions v3 --runs compile --batches 1,64 --max-batch 64
 section int8 150 --versions v1,v3 --runs int8 --max-batch 1024
 section hf-rest 120 --versions v1,v3 --runs hf --batches 16 --max-batch 1024

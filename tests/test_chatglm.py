@@ -418,20 +418,28 @@ def test_v3_computes_what_transformers_own_glm_computes_with_the_same_weights():
 def test_the_gpu_benchmarks_cpu_check_runs_and_a_decode_step_stays_under_500_operations(
     tmp_path,
 ):
-    # bench/chatglm.py --tiny is how the GPU benchmark is checked before a lease; it also
-    # counts the ATen operations of one bf16 decode step at the real depth (28 layers), the
-    # kernel floor that dominated small batches on an H200 (1,049 for v1 and 1,221 for v3
-    # before the step was slimmed down).
+    # bench/chatglm.py --tiny is how the GPU benchmark is checked before a lease (its
+    # profile run included); it also counts the ATen operations of one bf16 decode step at
+    # the real depth (28 layers), the kernel floor that dominated small batches on an H200
+    # (1,049 for v1 and 1,221 for v3 before the step was slimmed down).
     out = tmp_path / "tiny.json"
     script = Path(__file__).resolve().parent.parent / "bench" / "chatglm.py"
     subprocess.run(
-        [sys.executable, str(script), "--tiny", "--runs", "eager,hf", "--json", str(out)],
+        [sys.executable, str(script), "--tiny", "--runs", "eager,profile,hf", "--json", str(out)],
         check=True,
         capture_output=True,
         timeout=300,
     )
     result = json.loads(out.read_text())
     rows = {(r["model"], r["run"], r["batch"]) for r in result["rows"] if "error" not in r}
-    assert rows == {(v, run, b) for v in ("v1", "v3") for run in ("eager", "hf") for b in (1, 4, 8)}
+    assert rows == {
+        *((v, run, b) for v in ("v1", "v3") for run in ("eager", "hf") for b in (1, 4, 8)),
+        *((v, "profile", b) for v in ("v1", "v3") for b in (1, 4)),  # not at the largest
+    }
+    # The profile: the step timed as a graph, its operations timed and sorted by kind.
+    for profile in (r for r in result["rows"] if r["run"] == "profile"):
+        assert profile["step_ms"] > 0 and profile["kernel_ms"] > 0
+        assert profile["by_kind_ms"]["matmul"] > 0
+        assert profile["kernels_per_step"] > 50 and profile["top"][0][0] == "aten::linear"
     ops = {m["model"]: m["decode_ops"] for m in result["memory"]}
     assert 0 < ops["v1"] < 500 and 0 < ops["v3"] < 500
