@@ -247,7 +247,7 @@ class TransformersBackend:
         )
         with torch.inference_mode():
             first = self.model(input_ids=prompt_ids, use_cache=True, logits_to_keep=1)
-            cache = first.past_key_values
+            cache = getattr(first, self._cache_argument)  # the output's name follows suit
             cache.batch_repeat_interleave(count)
             real = torch.tensor([[1] * len(c) + [0] * (width - len(c)) for c in choices])
             rest = self.model(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 
@@ -92,6 +94,22 @@ def test_choices_score_the_same_in_a_batch_as_alone(backend):
         assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
         assert a.prompt_tokens == b.prompt_tokens
     assert all(score < 0 for score in together[1].logprobs)
+
+
+def test_scoring_choices_uses_transformers_current_cache_names(backend):
+    # The worker's log once said "`past_key_values`/`cache_params` are deprecated" on every
+    # start: scoring read the prompt's cache under the name transformers 5.2x retired.
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    warning_once = logging.Logger.warning_once  # transformers' per-process "once"
+    warning_once.cache_clear()
+    logging.getLogger("transformers").addHandler(handler)
+    try:
+        backend.score_choices([ChoiceRequest(chat("Is fire hot or cold?"), ("hot", "cold"))])
+    finally:
+        logging.getLogger("transformers").removeHandler(handler)
+    assert not [r.getMessage() for r in records if "deprecated" in r.getMessage()]
 
 
 def test_requests_with_different_sampling_come_back_in_order(backend):
