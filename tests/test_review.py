@@ -165,6 +165,17 @@ def test_the_stylesheet_is_served_without_debug(client, settings):
     assert b".tabs" in b"".join(response.streaming_content)
 
 
+def test_pages_have_an_icon_and_favicon_ico_finds_it(client):
+    # Without one, every browser asked for /favicon.ico and logged a 404 on the console.
+    page = client.get("/accounts/login/")
+    assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in page.text
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"] == "/static/favicon.svg"
+    icon = client.get("/static/favicon.svg")
+    assert icon.status_code == 200 and icon["Content-Type"] == "image/svg+xml"
+    assert b"<svg" in b"".join(icon.streaming_content)
+
+
 def test_a_draft_can_be_asked_for_again_at_another_temperature(alice_client, mailbox):
     draft = make_ready_draft(mailbox)
     page = act(alice_client, draft, action="regenerate", temperature="0.1")
