@@ -127,12 +127,15 @@ def run(workers: int, messages: int, model: str, folder: Path) -> dict:
                 "REPLYHUB_MAX_NEW_TOKENS": "48",
                 "REPLYHUB_ANALYSIS_MAX_NEW_TOKENS": "16",
             }
+        # Each "machine": a model worker and an I/O worker (which sends the replies).
+        io_env = {**worker_env, "Q_CLUSTER_NAME": f"{name}-io"}
         for n in range(workers):
-            log = (folder / f"worker{n}.log").open("wb")
-            processes.append(subprocess.Popen(
-                [sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=worker_env,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            ))  # fmt: skip
+            for kind, kind_env in (("worker", worker_env), ("io", io_env)):
+                log = (folder / f"{kind}{n}.log").open("wb")
+                processes.append(subprocess.Popen(
+                    [sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=kind_env,
+                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                ))  # fmt: skip
         time.sleep(5 if model == "tiny" else 20)  # the clusters start (and load the model)
         say(f"  {workers} worker(s): ingesting {messages} messages")
         started = time.monotonic()
@@ -168,7 +171,7 @@ def run(workers: int, messages: int, model: str, folder: Path) -> dict:
         with contextlib.suppress(Exception):
             import redis
 
-            redis.Redis.from_url(REDIS_URL).delete(f"django_q:{name}:q")
+            redis.Redis.from_url(REDIS_URL).delete(f"django_q:{name}:q", f"django_q:{name}-io:q")
         postgres(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 

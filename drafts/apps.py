@@ -67,23 +67,34 @@ def grant_admin_access(using: str = "default", **kwargs: object) -> None:
         profile.sync_admin_access()
 
 
-# The tasks a worker runs every minute: function → the schedule's name in the admin.
-MINUTE_SWEEPS = {
-    "drafts.sending.sweep_outbox": "Outbox: retries and stuck sends",
-    "drafts.health.record_heartbeat": "Health: worker heartbeat and model",
-    "drafts.api.callbacks.sweep_callbacks": "API callbacks: retries",
+# The tasks a worker runs every minute: (function, on the I/O queue?, the schedule's name in
+# the admin). The I/O workers' queue (settings.REPLYHUB_IO_QUEUE) never waits for the model;
+# the heartbeat runs on both queues, so /readyz hears from both kinds of worker.
+MINUTE_SWEEPS = [
+    ("drafts.sending.sweep_outbox", True, "Outbox: retries and stuck sends"),
+    ("drafts.health.record_heartbeat", False, "Health: worker heartbeat and model"),
+    ("drafts.health.record_heartbeat", True, "Health: I/O worker heartbeat"),
+    ("drafts.api.callbacks.sweep_callbacks", True, "API callbacks: retries"),
     # Chat digests of new drafts, queue thresholds, notifications due for another try.
-    "drafts.notify.sweep_notifications": "Chat notifications: digests, queue thresholds, retries",
-}
+    ("drafts.notify.sweep_notifications", True,
+     "Chat notifications: digests, queue thresholds, retries"),
+]  # fmt: skip
 
 
 def schedule_minute_sweeps(using: str = "default", **kwargs: object) -> None:
-    """Every minute a worker runs each of MINUTE_SWEEPS (created or updated after migrate)."""
+    """Every minute a worker runs each of MINUTE_SWEEPS (created or updated after migrate),
+    on its queue; a schedule left on a queue no longer used (REPLYHUB_IO_WORKERS changed)
+    is deleted."""
     from django_q.models import Schedule
 
-    for func, name in MINUTE_SWEEPS.items():
+    wanted = {}
+    for func, on_io, name in MINUTE_SWEEPS:
+        queue = settings.REPLYHUB_IO_QUEUE if on_io else None
+        wanted.setdefault((func, queue), name)  # without an I/O queue, one heartbeat
+    for (func, queue), name in wanted.items():
         Schedule.objects.using(using).update_or_create(
             func=func,
+            cluster=queue,
             defaults={
                 "name": name,
                 "schedule_type": Schedule.MINUTES,
@@ -91,6 +102,10 @@ def schedule_minute_sweeps(using: str = "default", **kwargs: object) -> None:
                 "repeats": -1,
             },
         )
+    stale = Schedule.objects.using(using).filter(func__in={func for func, _ in wanted})
+    for schedule in stale:
+        if (schedule.func, schedule.cluster) not in wanted:
+            schedule.delete()
 
 
 def schedule_stats_summaries(using: str = "default", **kwargs: object) -> None:

@@ -43,6 +43,9 @@ class WorkerHeartbeat(models.Model):
     model_name = models.CharField(max_length=500, blank=True)
     model_loaded = models.BooleanField(default=False)
     model_error = models.TextField(blank=True, help_text="Why the model is not loaded.")
+    queue = models.CharField(
+        max_length=100, blank=True, help_text="The django-q2 queue the process serves."
+    )
 
     class Meta:
         constraints = [
@@ -93,15 +96,29 @@ def _model_server_answers() -> tuple[bool, str]:
 _reported: set[int] = set()  # pids of this process (and its forks) that have reported
 
 
+def serving_queue() -> str:
+    """The django-q2 queue this process serves (``Q_CLUSTER_NAME``, or the model workers')."""
+    from django_q.conf import Conf
+
+    return Conf.CLUSTER_NAME
+
+
+def io_worker() -> bool:
+    """Whether this process is an I/O worker (settings.REPLYHUB_IO_QUEUE): no model here."""
+    return settings.REPLYHUB_IO_QUEUE is not None and serving_queue() == settings.REPLYHUB_IO_QUEUE
+
+
 def record_heartbeat() -> str:
     """The heartbeat task (every minute, in a worker): this process is alive; has its model?
 
     A process's first heartbeat says "loading" before it loads the model, so that a load
     taking minutes does not make the worker look dead, and a row left by an earlier
     process with the same pid (containers reuse pids) does not vouch for this one's model.
+    An I/O worker only says it is alive: it never loads the model.
     """
     host, pid = socket.gethostname()[:255], os.getpid()
     now = timezone.now()
+    io = io_worker()
     mine = WorkerHeartbeat.objects.filter(host=host, pid=pid)
     if pid not in _reported or not mine.update(seen_at=now):
         WorkerHeartbeat.objects.update_or_create(
@@ -109,16 +126,19 @@ def record_heartbeat() -> str:
             pid=pid,
             defaults={
                 "seen_at": now,
-                "engine": settings.REPLYHUB_ENGINE,
-                "model_name": settings.REPLYHUB_MODEL[:500],
+                "queue": serving_queue()[:100],
+                "engine": "" if io else settings.REPLYHUB_ENGINE,
+                "model_name": "" if io else settings.REPLYHUB_MODEL[:500],
                 "model_loaded": False,
-                "model_error": "loading the model",
+                "model_error": "" if io else "loading the model",
             },
         )
         _reported.add(pid)
+    WorkerHeartbeat.objects.filter(seen_at__lt=now - KEEP_HEARTBEATS).delete()
+    if io:
+        return "I/O worker: alive"
     loaded, error = model_status()
     mine.update(seen_at=timezone.now(), model_loaded=loaded, model_error=error)
-    WorkerHeartbeat.objects.filter(seen_at__lt=now - KEEP_HEARTBEATS).delete()
     return "model loaded" if loaded else f"model not loaded: {error}"
 
 
@@ -179,13 +199,16 @@ def check_workers(now: datetime | None = None) -> tuple[dict[str, Any], dict[str
     seen worker with its model loaded."""
     now = now or timezone.now()
     stale_after = settings.REPLYHUB_WORKER_STALE_SECONDS
+    model_workers = WorkerHeartbeat.objects.all()
+    if settings.REPLYHUB_IO_QUEUE:
+        model_workers = model_workers.exclude(queue=settings.REPLYHUB_IO_QUEUE)
     try:
         recent = list(
-            WorkerHeartbeat.objects.filter(seen_at__gte=now - timedelta(seconds=stale_after))
+            model_workers.filter(seen_at__gte=now - timedelta(seconds=stale_after))
             .order_by("-seen_at")
             .values("host", "pid", "seen_at", "engine", "model_name", "model_loaded", "model_error")
         )
-        newest = None if recent else WorkerHeartbeat.objects.order_by("-seen_at").first()
+        newest = None if recent else model_workers.order_by("-seen_at").first()
     except Exception as exc:  # the database check names the cause
         failed = {"status": FAIL, "error": f"cannot read the heartbeats: {_failure(exc)}"}
         return failed, dict(failed)
@@ -226,6 +249,39 @@ def check_workers(now: datetime | None = None) -> tuple[dict[str, Any], dict[str
     }
 
 
+def check_io_workers(now: datetime | None = None) -> dict[str, Any]:
+    """An I/O worker (settings.REPLYHUB_IO_QUEUE) reported within
+    REPLYHUB_WORKER_STALE_SECONDS: without one, approved replies are not sent."""
+    now = now or timezone.now()
+    queue = settings.REPLYHUB_IO_QUEUE
+    stale_after = settings.REPLYHUB_WORKER_STALE_SECONDS
+    try:
+        beats = WorkerHeartbeat.objects.filter(queue=queue).order_by("-seen_at")
+        recent = list(beats.filter(seen_at__gte=now - timedelta(seconds=stale_after)))
+        newest = recent[0] if recent else beats.first()
+    except Exception as exc:  # the database check names the cause
+        return {"status": FAIL, "error": f"cannot read the heartbeats: {_failure(exc)}"}
+    if not recent:
+        start = "is `manage.py io_worker` running?"
+        error = (
+            f"no I/O worker has reported for {round((now - newest.seen_at).total_seconds())} s "
+            f"(more than {stale_after} s); the last was {newest.host} pid {newest.pid}"
+            if newest
+            else "no I/O worker has reported yet"
+        )
+        return {
+            "status": FAIL,
+            "queue": queue,
+            "error": f"{error}: approved replies wait to be sent; {start}",
+        }
+    return {
+        "status": OK,
+        "queue": queue,
+        "workers": len(recent),
+        "age_seconds": round((now - recent[0].seen_at).total_seconds(), 1),
+    }
+
+
 def readiness() -> dict[str, Any]:
     """Every check, and "ok" overall only when all of them are."""
     database = check_database()
@@ -236,6 +292,8 @@ def readiness() -> dict[str, Any]:
         "worker": worker,
         "model": model,
     }
+    if settings.REPLYHUB_IO_QUEUE:
+        checks["io_worker"] = check_io_workers()
     status = OK if all(check["status"] == OK for check in checks.values()) else FAIL
     return {"status": status, "checks": checks}
 

@@ -212,6 +212,7 @@ def ensure_schedule() -> bool:
     Schedule.objects.update_or_create(
         func="drafts.imap.fetch_all",
         defaults={
+            "cluster": settings.REPLYHUB_IO_QUEUE,  # polling never waits for the model
             "name": "Fetch mail (IMAP)",
             "schedule_type": Schedule.MINUTES,
             "minutes": max(settings.IMAP_POLL_MINUTES, 1),

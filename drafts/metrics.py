@@ -164,17 +164,22 @@ def sends() -> Iterator[Metric]:
 
 
 def task_queue() -> Iterator[Metric]:
-    """Tasks waiting in the broker; left out, not an error, when it cannot be reached."""
+    """Tasks waiting in the broker, per queue (the model workers', the I/O workers'); left
+    out, not an error, when the broker cannot be reached."""
     from django_q.brokers import get_broker
+    from django_q.conf import Conf
 
-    try:
-        length = get_broker().queue_size()
-    except Exception as exc:  # Redis down: /readyz says so; the other metrics still count
-        log.warning("Metrics: cannot read the task queue's length: %s", exc)
-        return
-    yield GaugeMetricFamily(
-        "replyhub_task_queue_length", "Background tasks waiting for a worker.", value=length or 0
+    family = GaugeMetricFamily(
+        "replyhub_task_queue_length", "Background tasks waiting for a worker.", labels=["queue"]
     )
+    for queue in filter(None, (Conf.CLUSTER_NAME, settings.REPLYHUB_IO_QUEUE)):
+        try:
+            length = get_broker(queue).queue_size()
+        except Exception as exc:  # Redis down: /readyz says so; the other metrics still count
+            log.warning("Metrics: cannot read the task queue's length: %s", exc)
+            return
+        family.add_metric([queue], length or 0)
+    yield family
 
 
 def workers(now: datetime) -> Iterator[Metric]:
@@ -191,6 +196,12 @@ def workers(now: datetime) -> Iterator[Metric]:
         "Of those, the ones with their model loaded.",
         value=recent.filter(model_loaded=True).count(),
     )
+    if settings.REPLYHUB_IO_QUEUE:
+        yield GaugeMetricFamily(
+            "replyhub_io_workers",
+            "Of those, the I/O workers (sending, notifications, callbacks, IMAP polling).",
+            value=recent.filter(queue=settings.REPLYHUB_IO_QUEUE).count(),
+        )
     newest = WorkerHeartbeat.objects.order_by("-seen_at").values_list("seen_at", flat=True).first()
     if newest is not None:
         yield GaugeMetricFamily(

@@ -28,17 +28,24 @@ from inference.registry import Backend, load_backend
 log = logging.getLogger(__name__)
 
 
-def _enqueue(func: str, draft_id: int) -> None:
+def _enqueue(func: str, draft_id: int, queue: str | None = None) -> None:
     """Queue ``func(draft_id)`` so no worker can run it before the draft is committed.
 
     With the ORM broker the task row joins the current transaction: the message, its
     draft and its task are stored together or not at all. Redis is outside the
     transaction, so there the task is pushed once the transaction has committed.
+    ``queue``: another django-q2 cluster's queue than the model workers'.
     """
     if "orm" in settings.Q_CLUSTER:
-        async_task(func, draft_id)
+        async_task(func, draft_id, cluster=queue)
     else:
-        transaction.on_commit(lambda: async_task(func, draft_id))
+        transaction.on_commit(lambda: async_task(func, draft_id, cluster=queue))
+
+
+def enqueue_io(func: str, pk: int) -> None:
+    """Queue ``func(pk)`` for the I/O workers (settings.REPLYHUB_IO_QUEUE), which never wait
+    for the model; without that queue, for the model workers."""
+    _enqueue(func, pk, settings.REPLYHUB_IO_QUEUE)
 
 
 def enqueue_generation(draft: Draft) -> None:
@@ -48,12 +55,12 @@ def enqueue_generation(draft: Draft) -> None:
 
 def enqueue_delivery(outbox: Outbox) -> None:
     """Queue sending of an approved reply's outbox record."""
-    _enqueue("drafts.sending.send_outbox", outbox.pk)
+    enqueue_io("drafts.sending.send_outbox", outbox.pk)
 
 
 def enqueue_notification(notification: Notification) -> None:
     """Queue delivery of a chat notification (drafts.notify)."""
-    _enqueue("drafts.notify.deliver_notification", notification.pk)
+    enqueue_io("drafts.notify.deliver_notification", notification.pk)
 
 
 THREAD_MESSAGES = 3  # earlier messages of a conversation the model reads, newest kept

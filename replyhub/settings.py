@@ -169,6 +169,14 @@ Q_CLUSTER = {
     "poll": 0.5,
     "label": "Background jobs",
 }
+# Sending, chat notifications, API callbacks, IMAP polling and their retries have a queue
+# of their own, served by a worker without the model (`Q_CLUSTER_NAME=<queue>-io manage.py
+# qcluster`): a reply approved while the model drafts a backlog goes out in seconds, not
+# after the backlog. 0: no such queue; the model workers do everything, in order.
+REPLYHUB_IO_WORKERS = envint("REPLYHUB_IO_WORKERS", "2")
+REPLYHUB_IO_QUEUE = f"{Q_CLUSTER['name']}-io" if REPLYHUB_IO_WORKERS > 0 else None
+if REPLYHUB_IO_QUEUE:
+    Q_CLUSTER["ALT_CLUSTERS"] = {REPLYHUB_IO_QUEUE: {"workers": REPLYHUB_IO_WORKERS}}
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
     # Shared by every web process: login-attempt counters among others.

@@ -10,7 +10,6 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from drafts import tasks
-from drafts.api import callbacks
 from drafts.api.tokens import ApiToken
 from drafts.models import Draft
 from inference.drafting import INTENTS
@@ -82,6 +81,5 @@ def record_tasks(monkeypatch: pytest.MonkeyPatch, settings: object) -> list[tupl
     def record(func: str, *args: object, **kwargs: object) -> None:
         calls.append((func, args))
 
-    monkeypatch.setattr(tasks, "async_task", record)
-    monkeypatch.setattr(callbacks, "async_task", record)
+    monkeypatch.setattr(tasks, "async_task", record)  # drafts.api.callbacks queues through it
     return calls

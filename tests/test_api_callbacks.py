@@ -177,6 +177,7 @@ def test_a_worker_sweeps_the_callbacks_every_minute():
 
     schedule = Schedule.objects.get(func="drafts.api.callbacks.sweep_callbacks")
     assert (schedule.schedule_type, schedule.minutes, schedule.repeats) == (Schedule.MINUTES, 1, -1)
+    assert schedule.cluster == "replyhub-io"  # the I/O worker's: never behind the drafts
 
 
 def test_a_delivery_whose_worker_died_is_tried_again(alice, mailbox, receiver, queued):

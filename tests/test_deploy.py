@@ -34,7 +34,12 @@ from tests.conftest import free_port
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 INSTALLED = "/opt/replyhub"
-UNITS = ["replyhub-web.service", "replyhub-worker@.service", "replyhub-mail.service"]
+UNITS = [
+    "replyhub-web.service",
+    "replyhub-worker@.service",
+    "replyhub-io.service",
+    "replyhub-mail.service",
+]
 
 
 def in_checkout(path: str) -> Path:
@@ -80,10 +85,10 @@ def unit(name: str) -> configparser.RawConfigParser:
 # -- supervisord ------------------------------------------------------------------------
 
 
-def test_supervisord_runs_the_web_server_the_worker_and_the_mail_watcher():
+def test_supervisord_runs_the_web_server_the_workers_and_the_mail_watcher():
     config = supervisor_config()
     programs = {s.split(":", 1)[1] for s in config.sections() if s.startswith("program:")}
-    assert programs == {"replyhub-web", "replyhub-worker", "replyhub-mail"}
+    assert programs == {"replyhub-web", "replyhub-worker", "replyhub-io", "replyhub-mail"}
     assert set(config["group:replyhub"]["programs"].split(",")) == programs
     for name in programs:
         program = config[f"program:{name}"]
@@ -97,8 +102,10 @@ def test_supervisord_runs_the_web_server_the_worker_and_the_mail_watcher():
     # The IMAP watcher fails without IMAP settings: it starts only when switched on.
     assert config["program:replyhub-mail"]["autostart"] == "false"
     # A stop signals the cluster's main process only; KILL reaches the whole group.
-    worker = config["program:replyhub-worker"]
-    assert (worker["stopasgroup"], worker["killasgroup"]) == ("false", "true")
+    for cluster in ("replyhub-worker", "replyhub-io"):
+        worker = config[f"program:{cluster}"]
+        assert (worker["stopasgroup"], worker["killasgroup"]) == ("false", "true")
+    assert config["program:replyhub-io"]["autostart"] == "true"  # approved replies go out
 
 
 # -- systemd ----------------------------------------------------------------------------
@@ -120,6 +127,12 @@ def test_each_systemd_unit_restarts_on_failure_with_the_environment_file(name):
 def test_the_worker_unit_is_a_template_one_instance_per_gpu():
     service = unit("replyhub-worker@.service")["Service"]
     assert service["Environment"] == "CUDA_VISIBLE_DEVICES=%i"
+    assert service["KillMode"] == "mixed"
+
+
+def test_the_io_unit_runs_the_io_worker_stopped_as_a_cluster():
+    service = unit("replyhub-io.service")["Service"]
+    assert service["ExecStart"].endswith("manage.py io_worker")
     assert service["KillMode"] == "mixed"
 
 
@@ -413,10 +426,10 @@ def test_supervisord_serves_replyhub_and_restarts_a_killed_worker(short_folder):
 
         def running():
             states = supervisor.status()
-            started = [states[f"replyhub:replyhub-{p}"][0] for p in ("web", "worker-0")]
-            return states if started == ["RUNNING", "RUNNING"] else None
+            started = [states[f"replyhub:replyhub-{p}"][0] for p in ("web", "worker-0", "io")]
+            return states if started == ["RUNNING"] * 3 else None
 
-        states = wait_for(running, "web and worker RUNNING (past startsecs)", 60, supervisor.log)
+        states = wait_for(running, "web and workers RUNNING (past startsecs)", 60, supervisor.log)
         assert states["replyhub:replyhub-mail"][0] == "STOPPED"  # no IMAP configured
 
         def ready():
@@ -425,6 +438,7 @@ def test_supervisord_serves_replyhub_and_restarts_a_killed_worker(short_folder):
 
         report = wait_for(ready, "/readyz (the worker loads the bundled model)", 300, web_log)
         assert report["checks"]["model"]["engine"] == "transformers"
+        assert report["checks"]["io_worker"]["status"] == "ok"  # replyhub-io reported
 
         worker_pid = states["replyhub:replyhub-worker-0"][1]
         cluster = {worker_pid, *(p.pid for p in psutil.Process(worker_pid).children(True))}

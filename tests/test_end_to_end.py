@@ -18,9 +18,9 @@ from django.test import Client
 from django.urls import reverse
 from django_q.brokers import get_broker
 
-from drafts.models import Draft, Message, PromptTemplate
+from drafts.models import Draft, Mailbox, Message, PromptTemplate
 from inference.prompts import DEFAULT_PROMPTS
-from tests.conftest import MAIL_DIR, database_url
+from tests.conftest import MAIL_DIR, database_url, make_ready_draft
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -48,10 +48,10 @@ def wait_for(predicate, timeout: float, what: str, worker=None):
     pytest.fail(f"timed out after {timeout} s waiting for {what}")
 
 
-@pytest.fixture
-def worker(smtp_server, tmp_path):
-    """A real django-q2 cluster in its own process, on the test database."""
-    get_broker().purge_queue()
+@contextlib.contextmanager
+def cluster(smtp_server, log_path: Path, command: str = "qcluster"):
+    """A real django-q2 cluster in its own process, on the test database: the model
+    workers' (``qcluster``) or the I/O workers' (``io_worker``)."""
     env = {
         **os.environ,
         "DATABASE_URL": database_url(),
@@ -60,10 +60,9 @@ def worker(smtp_server, tmp_path):
         "REPLYHUB_MAX_NEW_TOKENS": "24",
         "REPLYHUB_ANALYSIS_MAX_NEW_TOKENS": "16",
     }
-    log_path = tmp_path / "worker.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), "qcluster"],
+            [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), command],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -79,6 +78,25 @@ def worker(smtp_server, tmp_path):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
             print(log_path.read_text(errors="replace")[-5000:])
+
+
+@pytest.fixture
+def queues():
+    """Both task queues, emptied first: the model workers' and the I/O workers'."""
+    model, io = get_broker(), get_broker(settings.REPLYHUB_IO_QUEUE)
+    for broker in (model, io):
+        broker.purge_queue()
+    return model, io
+
+
+@pytest.fixture
+def worker(smtp_server, tmp_path, queues):
+    """The model's worker and the I/O worker, as `manage.py run` and deploy/ start them."""
+    with (
+        cluster(smtp_server, tmp_path / "worker.log") as process,
+        cluster(smtp_server, tmp_path / "io.log", "io_worker"),
+    ):
+        yield process
 
 
 def csrf_token(client: Client, url: str) -> str:
@@ -154,3 +172,38 @@ def test_mail_in_draft_review_send_and_stats(worker, smtp_server, alice, carol, 
         1,
     )
     assert len(smtp_server.received) == 1
+
+
+def test_an_approved_reply_goes_out_while_the_models_queue_holds_a_backlog(
+    smtp_server, tmp_path, queues, alice
+):
+    # The model is busy (here: no model worker at all) with emails that came in before; the
+    # reply a reviewer approves now is sent by the I/O worker, not after the backlog.
+    model_queue, io_queue = queues
+    for name in ("chinese_gb2312.eml", "with_attachment.eml", "reply_in_thread.eml"):
+        call_command("import_mail", str(MAIL_DIR / name))
+    draft = make_ready_draft(Mailbox.default())
+    backlog = model_queue.queue_size()
+    assert backlog == 4  # a drafting task for each email
+    with cluster(smtp_server, tmp_path / "io.log", "io_worker") as io_worker:
+        client = Client()
+        client.force_login(alice)
+        response = client.post(
+            reverse("draft_action", args=[draft.pk]),
+            {"action": "approve", "reply_text": draft.reply_text},
+        )
+        assert response.status_code == 302
+        wait_for(
+            lambda: smtp_server.received, timeout=60, what="the reply at the SMTP server",
+            worker=io_worker,
+        )  # fmt: skip
+        [(recipients, sent)] = smtp_server.received
+        assert recipients == ["purchasing@northwind.example"]
+        assert sent.get_content().strip() == draft.reply_text.replace("\n", "\r\n").strip()
+        wait_for(
+            lambda: Draft.objects.get(pk=draft.pk).status == Draft.SENT,
+            timeout=30,
+            what="the draft to be marked sent",
+        )
+    assert model_queue.queue_size() == backlog  # still waiting for the model
+    assert io_queue.queue_size() == 0

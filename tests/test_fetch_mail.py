@@ -121,6 +121,7 @@ def test_the_schedule_polls_every_configured_mailbox(imap_mailbox, dovecot):
     assert imap.ensure_schedule()
     schedule = Schedule.objects.get(func="drafts.imap.fetch_all")
     assert (schedule.func, schedule.minutes, schedule.repeats) == ("drafts.imap.fetch_all", 1, -1)
+    assert schedule.cluster == "replyhub-io"  # polled by the I/O worker, not behind drafts
     dovecot.deliver(mail_bytes("inquiry_en.eml"))
     assert imap.fetch_all() == (
         "default: 1 new message(s), 0 already stored, 1 queued for a draft, "

@@ -85,6 +85,14 @@ def beat(seconds_ago: float = 0, loaded: bool = True, **fields: object) -> Worke
     return WorkerHeartbeat.objects.create(**values)
 
 
+def io_beat(seconds_ago: float = 0, **fields: object) -> WorkerHeartbeat:
+    """A heartbeat of an I/O worker (sending, notifications, callbacks; no model)."""
+    values = {"host": "app-1", "pid": 777, "queue": "replyhub-io", **fields}
+    return WorkerHeartbeat.objects.create(
+        seen_at=timezone.now() - timedelta(seconds=seconds_ago), **values
+    )
+
+
 def readyz(client) -> tuple[int, dict]:
     response = client.get("/readyz")
     assert response["Content-Type"] == "application/json"
@@ -121,17 +129,22 @@ def test_the_probes_refuse_to_change_anything(client, db):
 
 def test_readyz_is_ok_with_a_fresh_heartbeat_from_a_worker_with_its_model(client, db, settings):
     beat(seconds_ago=30)
+    io_beat(seconds_ago=10)
     status, report = readyz(client)
     assert status == 200, report
     assert report["status"] == "ok"
     checks = report["checks"]
-    assert set(checks) == {"database", "broker", "worker", "model"}
+    assert set(checks) == {"database", "broker", "worker", "model", "io_worker"}
     assert all(check["status"] == "ok" for check in checks.values())
     assert checks["database"]["ms"] >= 0
     assert checks["broker"]["broker"] == ("redis" if settings.REDIS_URL else "orm")
     assert checks["worker"]["host"] == "gpu-1" and checks["worker"]["pid"] == 4242
     assert 29 <= checks["worker"]["age_seconds"] < 60
     assert checks["model"]["model"] == "/srv/models/qwen"
+    assert checks["io_worker"] == {
+        "status": "ok", "queue": "replyhub-io", "workers": 1, "age_seconds": 10.0,
+    }  # fmt: skip
+    assert checks["worker"]["workers"] == 1  # the I/O worker is not a model worker
 
 
 def test_readyz_fails_naming_the_worker_when_its_heartbeat_is_stale(client, db, settings):
@@ -150,6 +163,7 @@ def test_readyz_fails_naming_the_worker_when_its_heartbeat_is_stale(client, db, 
 
 def test_the_staleness_limit_is_a_setting(client, db, settings):
     beat(seconds_ago=600)
+    io_beat(seconds_ago=600)
     settings.REPLYHUB_WORKER_STALE_SECONDS = 900
     assert readyz(client)[0] == 200
 
@@ -177,6 +191,7 @@ def test_readyz_fails_naming_the_model_when_no_worker_has_loaded_it(client, db):
 def test_one_worker_with_its_model_is_enough(client, db):
     beat(loaded=False, pid=1, model_error="loading the model")
     beat(loaded=True, pid=2, seconds_ago=20)
+    io_beat()
     status, report = readyz(client)
     assert status == 200, report
     assert report["checks"]["worker"]["workers"] == 2
@@ -250,9 +265,52 @@ def test_a_broker_that_accepts_the_connection_but_never_answers_times_out(client
 # -- the heartbeat ------------------------------------------------------------------------
 
 
-def test_a_schedule_runs_the_heartbeat_every_minute(db):
-    schedule = Schedule.objects.get(func="drafts.health.record_heartbeat")
-    assert (schedule.schedule_type, schedule.minutes, schedule.repeats) == (Schedule.MINUTES, 1, -1)
+def test_a_schedule_runs_the_heartbeat_every_minute_on_both_queues(db):
+    schedules = Schedule.objects.filter(func="drafts.health.record_heartbeat")
+    assert {s.cluster for s in schedules} == {None, "replyhub-io"}  # model workers', I/O's
+    for schedule in schedules:
+        assert (schedule.schedule_type, schedule.minutes, schedule.repeats) == (
+            Schedule.MINUTES, 1, -1,
+        )  # fmt: skip
+
+
+def test_readyz_fails_naming_the_io_worker_when_none_reports(client, db, settings):
+    beat()
+    status, report = readyz(client)
+    assert status == 503
+    assert report["checks"]["worker"]["status"] == report["checks"]["model"]["status"] == "ok"
+    error = report["checks"]["io_worker"]["error"]
+    assert error.startswith("no I/O worker has reported yet: approved replies wait to be sent")
+    assert error.endswith("is `manage.py io_worker` running?")
+    settings.REPLYHUB_WORKER_STALE_SECONDS = 180
+    io_beat(seconds_ago=400)
+    error = readyz(client)[1]["checks"]["io_worker"]["error"]
+    assert "no I/O worker has reported for 400 s (more than 180 s); the last was app-1" in error
+
+
+def test_an_io_worker_reports_without_loading_the_model(client, db, settings, monkeypatch):
+    settings.REPLYHUB_MODEL = "/no/such/model"  # loading it would fail
+    monkeypatch.setattr(health, "serving_queue", lambda: "replyhub-io")
+    assert health.record_heartbeat() == "I/O worker: alive"
+    row = WorkerHeartbeat.objects.get()
+    assert (row.queue, row.model_loaded, row.model_error, row.engine) == (
+        "replyhub-io",
+        False,
+        "",
+        "",
+    )
+    checks = readyz(client)[1]["checks"]
+    assert checks["io_worker"]["status"] == "ok"
+    assert checks["worker"]["error"].startswith("no worker has reported yet")
+
+
+def test_without_an_io_queue_the_model_workers_do_everything(client, db, settings):
+    # REPLYHUB_IO_WORKERS=0
+    settings.REPLYHUB_IO_QUEUE = None
+    beat()
+    status, report = readyz(client)
+    assert status == 200, report
+    assert "io_worker" not in report["checks"]
 
 
 def test_the_heartbeat_task_records_the_worker_and_that_its_model_server_answers(db, model_server):
@@ -267,6 +325,7 @@ def test_the_heartbeat_task_records_the_worker_and_that_its_model_server_answers
 
 def test_readyz_is_ok_once_a_heartbeat_has_run(client, db, model_server):
     assert readyz(client)[0] == 503
+    io_beat()
     health.record_heartbeat()
     status, report = readyz(client)
     assert status == 200, report
@@ -343,6 +402,7 @@ def test_heartbeats_of_processes_gone_for_a_day_are_deleted(db, model_server):
 def test_the_probes_answer_over_plain_http_while_pages_redirect_to_https(client, db, settings):
     settings.SECURE_SSL_REDIRECT = True  # as REPLYHUB_HTTPS=1 sets it
     beat()
+    io_beat()
     assert client.get("/accounts/login/").status_code == 301
     assert client.get("/healthz").status_code == 200
     assert client.get("/readyz").status_code == 200
@@ -357,7 +417,8 @@ def test_a_worker_busy_drafting_a_backlog_stays_ready(client, db, monkeypatch):
     monkeypatch.setattr(tasks, "configured_backend", lambda: ComplaintModel())
     draft = make_ready_draft(Mailbox.default())
     Draft.objects.filter(pk=draft.pk).update(status=Draft.QUEUED)
-    assert client.get("/readyz").status_code == 503  # no worker has reported yet
+    io_beat()
+    assert client.get("/readyz").status_code == 503  # no model worker has reported yet
     assert tasks.generate_draft(draft.pk) == "ready: 1"
     answer = client.get("/readyz")
     assert answer.status_code == 200, answer.json()

@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django_q.brokers import get_broker
 from prometheus_client.parser import text_string_to_metric_families
 
 from drafts import tasks
@@ -164,9 +165,29 @@ def test_every_metric_is_there_with_zeros_on_an_empty_system(client, db):
     }
     assert value(samples, "replyhub_model_tokens_per_second") == 0
     assert value(samples, "replyhub_draft_generation_seconds_bucket", le="+Inf") == 0
-    assert value(samples, "replyhub_workers") == 0
-    assert "replyhub_task_queue_length" in samples
+    assert value(samples, "replyhub_workers") == value(samples, "replyhub_io_workers") == 0
+    # Both queues: the model workers' and the I/O workers' (sending, notifications, ...).
+    assert set(samples["replyhub_task_queue_length"]) == {
+        frozenset({("queue", "replyhub")}), frozenset({("queue", "replyhub-io")}),
+    }  # fmt: skip
     assert "replyhub_worker_heartbeat_age_seconds" not in samples  # no worker yet
+
+
+def test_each_task_queue_is_counted_apart(client, db, django_capture_on_commit_callbacks):
+    brokers = [get_broker(), get_broker("replyhub-io")]
+    for broker in brokers:
+        broker.purge_queue()
+    try:
+        with django_capture_on_commit_callbacks(execute=True):  # Redis is pushed on commit
+            tasks.enqueue_io("drafts.sending.send_outbox", 1)
+            tasks.enqueue_io("drafts.notify.deliver_notification", 2)
+            tasks._enqueue("drafts.tasks.generate_draft", 3)
+        samples = scrape(client)
+        assert value(samples, "replyhub_task_queue_length", queue="replyhub") == 1
+        assert value(samples, "replyhub_task_queue_length", queue="replyhub-io") == 2
+    finally:
+        for broker in brokers:
+            broker.purge_queue()
 
 
 def test_the_workers_heartbeats_are_metrics_too(client, db):
@@ -176,9 +197,11 @@ def test_the_workers_heartbeats_are_metrics_too(client, db):
     WorkerHeartbeat.objects.create(host="a", pid=1, seen_at=now, model_loaded=True)
     WorkerHeartbeat.objects.create(host="b", pid=2, seen_at=now, model_loaded=False)
     WorkerHeartbeat.objects.create(host="c", pid=3, seen_at=now - timedelta(hours=1))
+    WorkerHeartbeat.objects.create(host="a", pid=4, seen_at=now, queue="replyhub-io")
     samples = scrape(client)
-    assert value(samples, "replyhub_workers") == 2
+    assert value(samples, "replyhub_workers") == 3
     assert value(samples, "replyhub_workers_with_model") == 1
+    assert value(samples, "replyhub_io_workers") == 1
     assert 0 <= value(samples, "replyhub_worker_heartbeat_age_seconds") < 10
 
 

@@ -613,9 +613,10 @@ def test_ingestion_approval_and_sending_go_on_while_the_chat_server_is_dead(
 
 
 @pytest.fixture
-def broker():
-    """The configured django-q2 broker (the database, or Redis), emptied around the test."""
-    broker = get_broker()
+def broker(settings):
+    """The I/O workers' queue (notifications never wait for the model) on the configured
+    django-q2 broker (the database, or Redis), emptied around the test."""
+    broker = get_broker(settings.REPLYHUB_IO_QUEUE)
     broker.purge_queue()
     yield broker
     broker.purge_queue()
@@ -673,6 +674,7 @@ def test_the_notifications_sweep_runs_every_minute_after_migrate(db):
     emit_post_migrate_signal(verbosity=0, interactive=False, db="default")
     schedule = Schedule.objects.get(func="drafts.notify.sweep_notifications")
     assert (schedule.schedule_type, schedule.minutes, schedule.repeats) == ("I", 1, -1)
+    assert schedule.cluster == "replyhub-io"
 
 
 # -- the admin ----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 from django.conf import settings
+from django.core.management import CommandError, call_command
 
 from drafts.management.commands import run as run_command
 from tests.conftest import free_port
@@ -57,10 +58,14 @@ class Run:
             time.sleep(0.5)
         pytest.fail(f"timed out waiting for {what}:\n{self.output[-3000:]}")
 
-    def child(self, name: str) -> psutil.Process | None:
+    def child(self, name: str, queue: str | None = None) -> psutil.Process | None:
+        """The live child running ``name``; of qcluster, the one serving ``queue`` (its
+        Q_CLUSTER_NAME; None: the model workers' queue)."""
         for child in psutil.Process(self.process.pid).children():
             try:
-                if child.status() != psutil.STATUS_ZOMBIE and name in child.cmdline():
+                if child.status() == psutil.STATUS_ZOMBIE or name not in child.cmdline():
+                    continue
+                if child.environ().get("Q_CLUSTER_NAME") == queue:
                     return child
             except psutil.Error:
                 continue
@@ -112,7 +117,11 @@ def test_run_sets_up_and_supervises_replyhub(tmp_path):
         assert "SMTP sink exited with code -9; restarting" in run.output
         run.wait_until(lambda: smtp_answers(smtp_port), "the restarted SMTP sink")
         children = psutil.Process(run.process.pid).children()
-        assert {c.cmdline()[2] for c in children} == {"runserver", "qcluster", "smtp_sink"}
+        assert sorted(c.cmdline()[2] for c in children) == [
+            "qcluster", "qcluster", "runserver", "smtp_sink",
+        ]  # fmt: skip
+        # The model's worker, and the I/O worker that sends without waiting for the model.
+        assert run.child("qcluster") and run.child("qcluster", "replyhub-io")
         children = psutil.Process(run.process.pid).children(recursive=True)
         assert len(children) > 3  # the django-q2 cluster forks its own processes
     finally:
@@ -149,6 +158,12 @@ def test_a_crashed_worker_is_restarted_and_its_forked_processes_are_cleaned_up(t
         assert new.is_running()
     finally:
         assert run.stop() == 0
+
+
+def test_the_io_worker_says_why_it_cannot_run_without_an_io_queue(settings):
+    settings.REPLYHUB_IO_QUEUE = None  # REPLYHUB_IO_WORKERS=0
+    with pytest.raises(CommandError, match="REPLYHUB_IO_WORKERS is 0, so there is no I/O queue"):
+        call_command("io_worker")
 
 
 class FakeClock:

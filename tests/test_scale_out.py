@@ -60,7 +60,9 @@ def deployment(tmp_path):
         yield env
     finally:
         with contextlib.suppress(Exception):
-            redis.Redis.from_url(REDIS_URL).delete(*(f"django_q:{name}:q", name))
+            redis.Redis.from_url(REDIS_URL).delete(
+                *(f"django_q:{name}:q", f"django_q:{name}-io:q", name)
+            )
         _postgres(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
@@ -141,13 +143,17 @@ def test_two_workers_draft_every_message_once_and_send_every_approval_once(
         "SMTP_PORT": str(smtp.port),
     }
     qcluster = [sys.executable, "manage.py", "qcluster"]
+    # Two machines, each with a model worker and an I/O worker (which sends the replies).
+    io_env = {**worker_env, "Q_CLUSTER_NAME": deployment["REPLYHUB_QUEUE"] + "-io"}
     drive(deployment, "setup")
     with (
         background(server_argv, deployment, tmp_path / "server.log") as server,
         background(qcluster, worker_env, tmp_path / "worker1.log") as first,
         background(qcluster, worker_env, tmp_path / "worker2.log") as second,
+        background(qcluster, io_env, tmp_path / "io1.log") as first_io,
+        background(qcluster, io_env, tmp_path / "io2.log") as second_io,
     ):
-        workers = (server, first, second)
+        workers = (server, first, second, first_io, second_io)
         wait_for(lambda: serving(port), 120, "the model server", workers)
         assert drive(deployment, "ingest", str(MESSAGES)) == {"ingested": MESSAGES}
 

@@ -339,6 +339,26 @@ def test_the_outbox_is_swept_every_minute_after_migrate(db):
     emit_post_migrate_signal(verbosity=0, interactive=False, db="default")
     schedule = Schedule.objects.get(func="drafts.sending.sweep_outbox")
     assert (schedule.minutes, schedule.repeats) == (1, -1)
+    assert schedule.cluster == "replyhub-io"  # retries never wait behind the drafts
+
+
+def test_the_sweeps_move_queues_when_the_io_worker_is_switched_off(db, settings):
+    # REPLYHUB_IO_WORKERS=0 and migrate again: one schedule each, on the model workers'
+    # queue (a schedule left on a queue nobody serves would never run).
+    from django.core.management.sql import emit_post_migrate_signal
+    from django_q.models import Schedule
+
+    settings.REPLYHUB_IO_QUEUE = None
+    emit_post_migrate_signal(verbosity=0, interactive=False, db="default")
+    sweeps = Schedule.objects.filter(
+        func__in=["drafts.sending.sweep_outbox", "drafts.health.record_heartbeat"]
+    )
+    assert sorted((s.func, s.cluster) for s in sweeps) == [
+        ("drafts.health.record_heartbeat", None), ("drafts.sending.sweep_outbox", None),
+    ]  # fmt: skip
+    settings.REPLYHUB_IO_QUEUE = "replyhub-io"
+    emit_post_migrate_signal(verbosity=0, interactive=False, db="default")
+    assert Schedule.objects.get(func="drafts.sending.sweep_outbox").cluster == "replyhub-io"
 
 
 @pytest.mark.parametrize("mode", ["starttls", "ssl"])

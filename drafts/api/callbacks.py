@@ -27,11 +27,10 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import models, transaction
+from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
-from django_q.tasks import async_task
 
 from drafts.api.tokens import ApiToken
 from drafts.models import Draft
@@ -132,14 +131,11 @@ def register(draft: Draft, token: ApiToken, url: str, base_url: str) -> ApiCallb
 
 
 def enqueue(callback: ApiCallback) -> None:
-    """Queue the delivery task so that no worker runs it before the callback is committed
-    (as drafts.tasks does: the ORM broker's task row joins the transaction; Redis is
-    outside it, so the task is pushed on commit)."""
-    if "orm" in settings.Q_CLUSTER:
-        async_task("drafts.api.callbacks.deliver_callback", callback.pk)
-    else:
-        pk = callback.pk
-        transaction.on_commit(lambda: async_task("drafts.api.callbacks.deliver_callback", pk))
+    """Queue the delivery task for the I/O workers, so that none runs it before the
+    callback is committed (drafts.tasks.enqueue_io)."""
+    from drafts.tasks import enqueue_io  # drafts.tasks imports this module
+
+    enqueue_io("drafts.api.callbacks.deliver_callback", callback.pk)
 
 
 def notify_finished(draft_ids: list[int]) -> None:

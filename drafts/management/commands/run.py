@@ -1,8 +1,9 @@
-"""manage.py run: set ReplyHub up and run the web server, a worker and the SMTP sink.
+"""manage.py run: set ReplyHub up and run the web server, the workers and the SMTP sink.
 
 Migrates, creates the first admin (printing its password once), imports the demo inbox
-on first run, then starts the three processes together and restarts any that crashes,
-with backoff. Ctrl-C stops all of them.
+on first run, then starts the processes together (the web server, the model's worker, the
+I/O worker that sends, the SMTP sink) and restarts any that crashes, with backoff. Ctrl-C
+stops all of them.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ class Supervised:
 
 
 class Command(BaseCommand):
-    help = "Set up ReplyHub and run the web server, one worker and the SMTP sink."
+    help = "Set up ReplyHub and run the web server, the workers and the SMTP sink."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--bind", default="127.0.0.1:8000", help="host:port of the web server")
@@ -124,6 +125,8 @@ class Command(BaseCommand):
             Supervised("web server", [*manage, "runserver", bind, "--noreload"]),
             Supervised("worker", [*manage, "qcluster"]),
         ]
+        if settings.REPLYHUB_IO_QUEUE:  # sends, notifications, callbacks: never behind drafts
+            children.append(Supervised("I/O worker", [*manage, "io_worker"]))
         if not no_sink:
             children.append(Supervised("SMTP sink", [*manage, "smtp_sink"]))
         if watching:
