@@ -22,6 +22,7 @@ from drafts.access import drafts_for, mailboxes_for, reviewers_of, supervisor_re
 from drafts.models import Draft, PromptTemplate
 from drafts.sending import HeaderInjectionError
 from inference.drafting import INTENTS
+from inference.replycheck import placeholders
 
 QUEUE_TABS = [
     ("review", gettext_lazy("Awaiting review"), [Draft.READY]),
@@ -170,6 +171,7 @@ def draft_detail(request: HttpRequest, draft_id: int) -> HttpResponse:
         .first()
     )
     field_rows, text_segments = fields.annotate(draft.message.text, draft.fields or {})
+    reply_text = request.session.pop(_kept_key(draft.pk), None) or draft.reply_text
     return render(
         request,
         "drafts/draft_detail.html",
@@ -190,6 +192,8 @@ def draft_detail(request: HttpRequest, draft_id: int) -> HttpResponse:
             "remote_images": request.GET.get("remote") == "1",
             "holder": draft.held_by(),
             "unsaved_text": request.session.pop(_unsaved_key(draft.pk), ""),
+            "reply_text": reply_text,
+            "placeholders": placeholders(reply_text) if draft.status == Draft.READY else [],
         },
     )
 
@@ -210,6 +214,18 @@ def draft_action(request: HttpRequest, draft_id: int) -> HttpResponse:
         ok = draft.save_edit(request.user, text, version)
         notice = _("Edit saved.")
     elif action == "approve":
+        found = placeholders(text)
+        if found and not request.POST.get("placeholders_ok"):
+            messages.error(
+                request,
+                _(
+                    "Not sent: the reply still has placeholder text (%(found)s). Fill it in, "
+                    "or tick “Send the brackets as written” if they belong in the reply."
+                )
+                % {"found": ", ".join(found)},
+            )
+            request.session[_kept_key(draft.pk)] = text  # back in the editor, not lost
+            return redirect(done_url)
         try:
             ok = draft.approve(request.user, text, version)
         except HeaderInjectionError as exc:
@@ -274,6 +290,11 @@ def draft_action(request: HttpRequest, draft_id: int) -> HttpResponse:
 
 def _unsaved_key(draft_id: int) -> str:
     return f"unsaved-reply-{draft_id}"
+
+
+def _kept_key(draft_id: int) -> str:
+    """The reviewer's text of an approval refused for placeholders, for the editor."""
+    return f"kept-reply-{draft_id}"
 
 
 def _refusal(draft: Draft, user: object, version: int | None) -> str:

@@ -34,6 +34,12 @@ GREETING_LINE = re.compile(
 PLACEHOLDER = re.compile(r"\[[^\]\n]{2,40}\]|【[^】\n]{2,20}】")
 
 
+def placeholders(text: str) -> list[str]:
+    """Template placeholders left in ``text`` ("[Your Name]", "【公司名称】"), each once, in
+    the order they first appear."""
+    return list(dict.fromkeys(PLACEHOLDER.findall(text)))
+
+
 def _drop_model_greeting(text: str) -> str:
     """Remove the greeting the model wrote; ours, with the analysed name, replaces it."""
     return GREETING_LINE.sub("", text + "\n", count=1).strip()

@@ -439,6 +439,22 @@ def test_approving_without_text_sends_the_draft_as_it_stands(api, mailbox):
     assert Draft.objects.get(pk=draft.pk).reply_text == draft.reply_text
 
 
+def test_a_reply_with_placeholders_is_a_422_unless_they_are_allowed(api, mailbox):
+    draft = make_ready_draft(mailbox)
+    body = {"text": "Dear Olivia,\n\nSee you on [date].\n\n[Your Name]", "version": 1}
+    response = api.post(draft_url(draft, "approve"), body)
+    assert response.status_code == 422
+    error = error_of(response)
+    assert (error["code"], error["field"]) == ("placeholder_text", "text")
+    assert error["placeholders"] == ["[date]", "[Your Name]"]
+    assert (error["status"], error["version"]) == (Draft.READY, draft.version)
+    assert Draft.objects.get(pk=draft.pk).status == Draft.READY and not Outbox.objects.exists()
+    response = api.post(draft_url(draft, "approve"), {**body, "allow_placeholders": "yes"})
+    assert response.status_code == 400 and error_of(response)["field"] == "allow_placeholders"
+    response = api.post(draft_url(draft, "approve"), {**body, "allow_placeholders": True})
+    assert response.status_code == 200 and response.json()["reply_text"] == body["text"]
+
+
 def test_a_stale_version_is_a_409_with_the_current_version(api, bob, mailbox):
     draft = make_ready_draft(mailbox)
     read = draft.version

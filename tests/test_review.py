@@ -7,6 +7,7 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 
 from drafts.models import Draft, ReviewEvent
+from drafts.outbox import Outbox
 from tests.conftest import make_ready_draft
 
 pytestmark = pytest.mark.django_db
@@ -96,6 +97,33 @@ def test_an_empty_reply_cannot_be_approved(alice_client, mailbox):
     response = act(alice_client, draft, action="approve", reply_text="   ")
     assert "The reply is empty." in response.text
     assert Draft.objects.get(pk=draft.pk).status == Draft.READY
+
+
+def test_a_reply_with_placeholders_is_not_sent_until_they_are_filled_in(alice_client, mailbox):
+    draft = make_ready_draft(mailbox)
+    text = "Dear Olivia,\n\nThe quote follows.\n\n[Your Name]\n【公司名称】\n[Your Name]"
+    page = act(alice_client, draft, action="approve", reply_text=text)
+    found = "([Your Name], 【公司名称】)"
+    assert f"Not sent: the reply still has placeholder text {found}." in page.text
+    assert Draft.objects.get(pk=draft.pk).status == Draft.READY
+    assert not Outbox.objects.exists()
+    # The reviewer's text is back in the editor, with the way to send it as written.
+    assert page.context["reply_text"] == text
+    assert 'name="placeholders_ok"' in page.text
+    fixed = text.replace("[Your Name]", "Ann Lee").replace("【公司名称】", "Acme")
+    page = act(alice_client, draft, action="approve", reply_text=fixed)
+    assert "Approved. The reply is being sent." in page.text
+    assert Draft.objects.get(pk=draft.pk).reply_text == fixed
+
+
+def test_brackets_that_belong_in_the_reply_are_sent_when_the_reviewer_says_so(
+    alice_client, mailbox
+):
+    draft = make_ready_draft(mailbox)
+    text = "Dear Olivia,\n\nReply with [ticket 4521] in the subject."
+    page = act(alice_client, draft, action="approve", reply_text=text, placeholders_ok="1")
+    assert "Approved. The reply is being sent." in page.text
+    assert Draft.objects.get(pk=draft.pk).reply_text == text
 
 
 def test_reject_needs_a_reason(alice_client, mailbox):

@@ -179,11 +179,16 @@ ERROR = {
                 "status": {
                     "type": "string",
                     "enum": STATUSES,
-                    "description": "409 only: the draft's status now.",
+                    "description": "409 and 422 only: the draft's status now.",
                 },
-                "version": {**INTEGER, "description": "409 only: the draft's version now."},
+                "version": {**INTEGER, "description": "409 and 422 only: the draft's version now."},
                 "held_by": {**STRING, "description": "409 claimed: who is editing it."},
                 "held_until": DATETIME,
+                "placeholders": {
+                    "type": "array",
+                    "items": STRING,
+                    "description": "422 placeholder_text: the placeholders in the reply.",
+                },
             },
         }
     },
@@ -305,6 +310,11 @@ APPROVE_BODY = {
             "pattern": r"\S",
             "description": "The reply to send; by default the draft's reply_text.",
         },
+        "allow_placeholders": {
+            "type": "boolean",
+            "description": "Send bracketed text such as “[Your Name]” as written (by default "
+            "a reply with placeholders is refused with 422).",
+        },
     },
 }
 REJECT_BODY = {
@@ -370,6 +380,8 @@ ERRORS = {
     "409": "The draft cannot be decided now; the error carries its status and version.",
     "413": "The body is over REPLYHUB_API_MAX_BODY_BYTES.",
     "415": "The body's Content-Type is not one this endpoint takes.",
+    "422": "The reply still has placeholder text such as “[Your Name]”; details.placeholders "
+    "lists it (allow_placeholders: true sends it as written).",
     "503": "The model is missing or failed.",
     "504": "The model did not finish within REPLYHUB_API_ANALYSE_TIMEOUT seconds.",
 }
@@ -519,6 +531,7 @@ def openapi() -> dict[str, Any]:
                     "Approve the reply (optionally edited) and queue it for sending",
                     {"200": _json(_ref("Draft"), "Approved")},
                     *DECIDING,
+                    "422",
                     parameters=_path_id("draft_id"),
                     requestBody=_body(APPROVE_BODY, {"version": 3, "text": "Dear Li Wei, …"}),
                 )

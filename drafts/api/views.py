@@ -48,6 +48,7 @@ from drafts.api.serialize import (
 from drafts.models import Draft, Message, PromptTemplate
 from drafts.sending import HeaderInjectionError
 from inference.drafting import INTENTS
+from inference.replycheck import placeholders
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
 MAX_REPLY = 100_000  # characters of an approved reply
@@ -276,6 +277,18 @@ def draft_approve(request: HttpRequest, draft_id: int) -> dict[str, Any]:
     text = (draft.reply_text if text is None else text).replace("\r\n", "\n").strip()
     if not text:
         raise bad_request("text", "The reply is empty.", "empty")
+    allow = data.get("allow_placeholders", False)
+    if not isinstance(allow, bool):
+        raise bad_request("allow_placeholders", "“allow_placeholders” must be true or false.")
+    if (found := placeholders(text)) and not allow:
+        raise ApiError(
+            422,
+            "placeholder_text",
+            f"The reply still has placeholder text ({', '.join(found)}); nothing was approved. "
+            "Fill it in, or send allow_placeholders: true to send it as written.",
+            "text",
+            details={"placeholders": found, "status": draft.status, "version": draft.version},
+        )
     try:
         approved = draft.approve(request.user, text, version)
     except HeaderInjectionError as exc:
