@@ -194,6 +194,15 @@ def check_broker(database: dict[str, Any]) -> dict[str, Any]:
     return {"status": OK, "broker": "redis", "url": url, "ms": _ms_since(started)}
 
 
+def _silent(kind: str, newest: WorkerHeartbeat, now: datetime, stale_after: int) -> str:
+    """Why the last heartbeat of a kind of worker is too old to vouch for it."""
+    age = round((now - newest.seen_at).total_seconds())
+    return (
+        f"no {kind} has reported for {age} s (more than {stale_after} s); "
+        f"the last was {newest.host} pid {newest.pid}"
+    )
+
+
 def check_workers(now: datetime | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """(worker, model): a heartbeat newer than REPLYHUB_WORKER_STALE_SECONDS, and a recently
     seen worker with its model loaded."""
@@ -216,11 +225,7 @@ def check_workers(now: datetime | None = None) -> tuple[dict[str, Any], dict[str
         error = "no worker has reported yet: is `manage.py qcluster` running?"
         return {"status": FAIL, "error": error}, {"status": FAIL, "error": error}
     if not recent:
-        age = round((now - newest.seen_at).total_seconds())
-        error = (
-            f"no worker has reported for {age} s (more than {stale_after} s); "
-            f"the last was {newest.host} pid {newest.pid}"
-        )
+        error = _silent("worker", newest, now, stale_after)
         return (
             {"status": FAIL, "error": error, "last_seen": newest.seen_at.isoformat()},
             {"status": FAIL, "error": "no worker is running to load the model"},
@@ -262,17 +267,13 @@ def check_io_workers(now: datetime | None = None) -> dict[str, Any]:
     except Exception as exc:  # the database check names the cause
         return {"status": FAIL, "error": f"cannot read the heartbeats: {_failure(exc)}"}
     if not recent:
-        start = "is `manage.py io_worker` running?"
-        error = (
-            f"no I/O worker has reported for {round((now - newest.seen_at).total_seconds())} s "
-            f"(more than {stale_after} s); the last was {newest.host} pid {newest.pid}"
-            if newest
-            else "no I/O worker has reported yet"
-        )
+        silent = _silent("I/O worker", newest, now, stale_after) if newest else None
+        error = silent or "no I/O worker has reported yet"
         return {
             "status": FAIL,
             "queue": queue,
-            "error": f"{error}: approved replies wait to be sent; {start}",
+            "error": f"{error}: approved replies wait to be sent; "
+            "is `manage.py io_worker` running?",
         }
     return {
         "status": OK,

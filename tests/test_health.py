@@ -85,12 +85,12 @@ def beat(seconds_ago: float = 0, loaded: bool = True, **fields: object) -> Worke
     return WorkerHeartbeat.objects.create(**values)
 
 
-def io_beat(seconds_ago: float = 0, **fields: object) -> WorkerHeartbeat:
+def io_beat(seconds_ago: float = 0) -> WorkerHeartbeat:
     """A heartbeat of an I/O worker (sending, notifications, callbacks; no model)."""
-    values = {"host": "app-1", "pid": 777, "queue": "replyhub-io", **fields}
-    return WorkerHeartbeat.objects.create(
-        seen_at=timezone.now() - timedelta(seconds=seconds_ago), **values
-    )
+    return beat(
+        seconds_ago, loaded=False, host="app-1", pid=777, queue="replyhub-io", engine="",
+        model_name="",
+    )  # fmt: skip
 
 
 def readyz(client) -> tuple[int, dict]:
