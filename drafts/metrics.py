@@ -120,7 +120,9 @@ def recent_drafts(now: datetime) -> Iterator[Metric]:
         .values_list("model_s", "wait_s", "completion_tokens", "batch")
     )
     model = [row[0] for row in rows]
-    wait = [max(row[1], 0.0) for row in rows]
+    # To the millisecond: SQLite's julianday() carries ~50 µs of float noise, which put a
+    # wait of exactly 30 s over the 30 s bucket's bound now and then.
+    wait = [max(round(row[1], 3), 0.0) for row in rows]
     yield GaugeHistogramMetricFamily(
         "replyhub_draft_generation_seconds",
         "The model's time per draft, over the drafts ready in the last hour.",
