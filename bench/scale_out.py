@@ -95,8 +95,9 @@ def run(workers: int, messages: int, model: str, folder: Path) -> dict:
     name = f"replyhub_bench_scale_{uuid.uuid4().hex[:8]}"
     postgres(f"CREATE DATABASE {name}")
     base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    # Replies go out at once: this times the sending, not the undo window.
     env = {**base, "DATABASE_URL": PG + name, "REDIS_URL": REDIS_URL, "REPLYHUB_QUEUE": name,
-           "REPLYHUB_VAR_DIR": str(folder)}  # fmt: skip
+           "REPLYHUB_VAR_DIR": str(folder), "REPLYHUB_UNDO_SECONDS": "0"}  # fmt: skip
     smtp = Counter()
     controller = Controller(smtp, hostname="127.0.0.1", port=free_port())
     controller.start()

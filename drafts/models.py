@@ -491,6 +491,8 @@ class Draft(models.Model):
     ]
     # Approved by a reviewer, whatever became of the sending.
     APPROVED_STATUSES = [APPROVED, SENDING, SENT, SEND_FAILED, SEND_UNCERTAIN]
+    # The mail server has the reply, or may have it: too late to undo the approval.
+    HANDED_OVER = [SENDING, SENT, SEND_UNCERTAIN]
     REJECT_REASONS = [
         ("wrong_intent", gettext_lazy("Wrong intent or misunderstood the email")),
         ("wrong_facts", gettext_lazy("Wrong or invented facts")),
@@ -816,6 +818,7 @@ class ReviewEvent(models.Model):
     )
     REGENERATE, REASSIGN = "regenerate", "reassign"
     SEND_UNCERTAIN, CONFIRM_SENT = "send_uncertain", "confirm_sent"
+    UNDO = "undo"
     ACTIONS = [
         (EDIT, gettext_lazy("Edited")),
         (APPROVE, gettext_lazy("Approved")),
@@ -828,6 +831,7 @@ class ReviewEvent(models.Model):
         (REASSIGN, gettext_lazy("Reassigned")),
         (SEND_UNCERTAIN, gettext_lazy("Delivery uncertain")),
         (CONFIRM_SENT, gettext_lazy("Confirmed as delivered")),
+        (UNDO, gettext_lazy("Approval undone before sending")),
     ]
 
     draft = models.ForeignKey(Draft, on_delete=models.CASCADE, related_name="events")

@@ -1,12 +1,18 @@
 """The outbox: one record per approved reply, and the states its delivery goes through.
 
     queued ──► sending ──► sent
-      ▲           │
-      │           ├──► retry (4xx, connection lost before the message data) ──► sending …
-      │           ├──► failed (5xx, or too many attempts; a person may send it again)
-      │           └──► uncertain (the connection broke after the message data was sent,
-      │                 or a worker died while sending: never resent automatically)
+      ▲  │        │
+      │  │        ├──► retry (4xx, connection lost before the message data) ──► sending …
+      │  │        ├──► failed (5xx, or too many attempts; a person may send it again)
+      │  │        └──► uncertain (the connection broke after the message data was sent,
+      │  │              or a worker died while sending: never resent automatically)
+      │  └──────────────► cancelled (a person undid the approval from queued, retry or
+      │                    failed: the server never took the message; the draft is back
+      │                    in review, and a new approval makes a new record)
       └───────────────── a person: "send again" from failed or uncertain
+
+A new record waits settings.REPLYHUB_UNDO_SECONDS before its first attempt (its
+``next_attempt_at``), so that the reviewer can undo the approval.
 
 The bytes, recipient and Message-ID are fixed when the reply is approved, so every attempt
 sends the same message, and a duplicate can be recognised by the customer's mail client.
@@ -16,7 +22,7 @@ exactly one claims the row (STYLE.md habit 7).
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models, transaction
@@ -36,6 +42,7 @@ class Outbox(models.Model):
 
     QUEUED, SENDING, SENT = "queued", "sending", "sent"
     RETRY, FAILED, UNCERTAIN = "retry", "failed", "uncertain"
+    CANCELLED = "cancelled"
     STATES = [
         (QUEUED, gettext_lazy("Queued")),
         (SENDING, gettext_lazy("Sending")),
@@ -43,7 +50,11 @@ class Outbox(models.Model):
         (RETRY, gettext_lazy("Failed for now; will retry")),
         (FAILED, gettext_lazy("Failed")),
         (UNCERTAIN, gettext_lazy("Uncertain: may have been delivered")),
+        (CANCELLED, gettext_lazy("Not sent: the approval was undone")),
     ]
+    # Not delivered and not being sent: the mail server never accepted the message, so a
+    # person may still take the approval back.
+    STOPPABLE = [QUEUED, RETRY, FAILED]
     # What the draft says while its reply is in each state.
     DRAFT_STATUS = {
         QUEUED: Draft.APPROVED,
@@ -52,6 +63,7 @@ class Outbox(models.Model):
         SENT: Draft.SENT,
         FAILED: Draft.SEND_FAILED,
         UNCERTAIN: Draft.SEND_UNCERTAIN,
+        CANCELLED: Draft.READY,
     }
 
     draft = models.ForeignKey(Draft, on_delete=models.CASCADE, related_name="deliveries")
@@ -197,6 +209,43 @@ class Outbox(models.Model):
 
             enqueue_delivery(self)
         return moved
+
+    @property
+    def undo_until(self) -> datetime | None:
+        """When the undo window of a reply not yet tried ends; None once it was tried."""
+        if self.state == self.QUEUED and self.attempts == 0:
+            return self.next_attempt_at
+        return None
+
+    def stop(self, user: object, hold: bool = True) -> bool:
+        """A person takes the approval back before the reply went out (from STOPPABLE):
+        nothing is sent, and the draft is back in review with its text (held for them, with
+        ``hold``: they are about to edit it). False when it is too late (being sent, or
+        sent) or someone else stopped it first."""
+        event = {
+            "user": user,
+            "action": ReviewEvent.UNDO,
+            "text_before": Draft.objects.values_list("reply_text", flat=True).get(pk=self.draft_id),
+            "note": f"{self.message_id}: {self.state}",
+        }
+        with transaction.atomic():
+            if not self._move(self.STOPPABLE, event, state=self.CANCELLED, sending_since=None):
+                return False
+            # Undecided again: the stats forget the decision (_move recounted its day).
+            Draft.objects.filter(pk=self.draft_id).update(
+                decided_at=None,
+                decided_by=None,
+                edit_distance=None,
+                outgoing_message_id="",
+                claimed_by=user if hold else None,
+                claimed_until=(
+                    timezone.now() + timedelta(minutes=Draft.CLAIM_MINUTES) if hold else None
+                ),
+            )
+            from drafts.tasks import unschedule_delivery
+
+            unschedule_delivery(self)
+        return True
 
     def confirm_delivered(self, user: object) -> bool:
         """A person checked (the customer has it, or the server's log says so)."""

@@ -113,6 +113,7 @@ def queue_reply(draft: Draft) -> Outbox:
         sender=draft.message.mailbox.address,
         recipient=email.to[0],
         raw=email.message().as_bytes(linesep="\r\n"),
+        next_attempt_at=timezone.now() + timedelta(seconds=settings.REPLYHUB_UNDO_SECONDS),
     )
     Draft.objects.filter(pk=draft.pk).update(outgoing_message_id=message_id)
     enqueue_delivery(outbox)

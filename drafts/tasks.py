@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django_q.models import Schedule
 from django_q.tasks import async_task
 
 from drafts import examples
@@ -54,8 +55,32 @@ def enqueue_generation(draft: Draft) -> None:
 
 
 def enqueue_delivery(outbox: Outbox) -> None:
-    """Queue sending of an approved reply's outbox record."""
-    enqueue_io("drafts.sending.send_outbox", outbox.pk)
+    """Queue sending of an approved reply's outbox record: now, or (in its undo window) as a
+    one-off schedule for its ``next_attempt_at`` on the same queue, which the worker's
+    scheduler turns into a task at most 30 s after that time. The schedule row joins the
+    current transaction."""
+    if outbox.next_attempt_at <= timezone.now():
+        enqueue_io("drafts.sending.send_outbox", outbox.pk)
+        return
+    Schedule.objects.create(
+        name=_delivery_schedule(outbox),
+        func="drafts.sending.send_outbox",
+        args=repr(outbox.pk),
+        schedule_type=Schedule.ONCE,
+        repeats=-1,  # a ONCE schedule that has run is deleted
+        next_run=outbox.next_attempt_at,
+        cluster=settings.REPLYHUB_IO_QUEUE,
+    )
+
+
+def unschedule_delivery(outbox: Outbox) -> None:
+    """Drop the schedule of a reply whose approval was undone (its task would find nothing
+    to send anyway: the outbox record is no longer due)."""
+    Schedule.objects.filter(name=_delivery_schedule(outbox)).delete()
+
+
+def _delivery_schedule(outbox: Outbox) -> str:
+    return f"Send reply (outbox {outbox.pk})"
 
 
 def enqueue_notification(notification: Notification) -> None:

@@ -19,7 +19,8 @@ from django.views.decorators.http import require_POST
 
 from drafts import charts, fields, search, stats
 from drafts.access import drafts_for, mailboxes_for, reviewers_of, supervisor_required
-from drafts.models import Draft, PromptTemplate
+from drafts.context_processors import UNDO_OFFERS
+from drafts.models import Draft, Outbox, PromptTemplate
 from drafts.sending import HeaderInjectionError
 from inference.drafting import INTENTS
 from inference.replycheck import placeholders
@@ -172,13 +173,16 @@ def draft_detail(request: HttpRequest, draft_id: int) -> HttpResponse:
     )
     field_rows, text_segments = fields.annotate(draft.message.text, draft.fields or {})
     reply_text = request.session.pop(_kept_key(draft.pk), None) or draft.reply_text
+    delivery = draft.delivery
     return render(
         request,
         "drafts/draft_detail.html",
         {
             "draft": draft,
             "field_rows": field_rows,
-            "delivery": draft.delivery,
+            "delivery": delivery,
+            # Not delivered and not being sent: the approval may still be taken back.
+            "stoppable": delivery is not None and delivery.state in Outbox.STOPPABLE,
             "flags": [fields.describe_flag(flag) for flag in draft.flags],
             "text_segments": text_segments,
             "message": draft.message,
@@ -236,6 +240,9 @@ def draft_action(request: HttpRequest, draft_id: int) -> HttpResponse:
             )
             return redirect(done_url)
         notice = _("Approved. The reply is being sent.")
+        if ok and (until := draft.delivery.undo_until) and until > timezone.now():
+            _offer_undo(request, draft, until)
+            notice = ""  # the undo banner says it, with the time
     elif action == "reject":
         reason = request.POST.get("reason", "")
         if reason not in dict(Draft.REJECT_REASONS):
@@ -263,6 +270,15 @@ def draft_action(request: HttpRequest, draft_id: int) -> HttpResponse:
         to = reviewers_of(draft.message.mailbox).filter(pk=request.POST.get("to") or 0).first()
         ok = draft.reassign(request.user, to)
         notice = _("Assigned to %(user)s.") % {"user": to} if to else _("Unassigned.")
+    elif action == "undo":
+        delivery = draft.delivery
+        ok = bool(delivery) and delivery.stop(request.user)
+        _withdraw_undo(request, draft.pk)
+        notice = _("Not sent: the approval is undone. The draft is back in review, held for you.")
+        if not ok:
+            draft.refresh_from_db()
+            messages.error(request, _too_late(draft))
+            return redirect(done_url)
     elif action in ("retry_send", "confirm_sent"):
         delivery = draft.delivery
         if action == "retry_send":
@@ -275,7 +291,8 @@ def draft_action(request: HttpRequest, draft_id: int) -> HttpResponse:
         messages.error(request, _("Unknown action %(action)s.") % {"action": repr(action)})
         return redirect(done_url)
     if ok:
-        messages.success(request, notice)
+        if notice:
+            messages.success(request, notice)
         request.session.pop(_unsaved_key(draft.pk), None)
         next_id = request.POST.get("next", "")
         if action in ("approve", "reject") and next_id.isdigit():
@@ -286,6 +303,31 @@ def draft_action(request: HttpRequest, draft_id: int) -> HttpResponse:
             # Never lost, never written over the newer text: shown beside it instead.
             request.session[_unsaved_key(draft.pk)] = text
     return redirect(done_url)
+
+
+def _offer_undo(request: HttpRequest, draft: Draft, until: datetime) -> None:
+    """Show an Undo banner on the next pages until the reply's undo window closes."""
+    offers = [o for o in request.session.get(UNDO_OFFERS, []) if o["draft"] != draft.pk]
+    subject = draft.message.subject or _("(no subject)")
+    offers.append({"draft": draft.pk, "until": until.isoformat(), "subject": subject[:80]})
+    request.session[UNDO_OFFERS] = offers
+
+
+def _withdraw_undo(request: HttpRequest, draft_id: int) -> None:
+    offers = request.session.get(UNDO_OFFERS, [])
+    if any(o["draft"] == draft_id for o in offers):
+        request.session[UNDO_OFFERS] = [o for o in offers if o["draft"] != draft_id]
+
+
+def _too_late(draft: Draft) -> str:
+    """Why an undo changed nothing."""
+    if draft.status == Draft.READY:
+        return _("Nothing to undo: the draft is already back in review.")
+    if draft.status in Draft.HANDED_OVER:
+        return _("Too late to undo: the reply is “%(status)s”.") % {
+            "status": draft.get_status_display()
+        }
+    return _("Nothing to undo: the draft is “%(status)s”.") % {"status": draft.get_status_display()}
 
 
 def _unsaved_key(draft_id: int) -> str:

@@ -12,6 +12,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from inference import bundled_model_path
 from replyhub.logging import formatter_config
@@ -27,8 +28,12 @@ def envbool(name: str, default: str) -> bool:
 
 
 def envint(name: str, default: str) -> int:
-    """Read an integer environment variable."""
-    return int(os.getenv(name, default))
+    """Read an integer environment variable; a value that is not one is refused by name."""
+    value = os.getenv(name, default)
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}.") from None
 
 
 def envlist(name: str, default: str) -> list[str]:
@@ -90,6 +95,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "drafts.context_processors.role",
+                "drafts.context_processors.undo",
             ],
         },
     },
@@ -190,6 +196,14 @@ else:
 REPLYHUB_FEW_SHOT_EXAMPLES = envint("REPLYHUB_FEW_SHOT_EXAMPLES", "0")
 # Sending: attempts after temporary failures (4xx, connection trouble) before giving up.
 REPLYHUB_SEND_MAX_ATTEMPTS = envint("REPLYHUB_SEND_MAX_ATTEMPTS", "8")
+# Seconds an approved reply waits before it is sent, so that its reviewer can undo the
+# approval (0: sent at once). The worker's scheduler looks every 30 s, so a reply goes out
+# up to half a minute after its window closes.
+REPLYHUB_UNDO_SECONDS = envint("REPLYHUB_UNDO_SECONDS", "10")
+if not 0 <= REPLYHUB_UNDO_SECONDS <= 3600:
+    raise ImproperlyConfigured(
+        f"REPLYHUB_UNDO_SECONDS must be between 0 and 3600, not {REPLYHUB_UNDO_SECONDS}."
+    )
 # Chat notifications (drafts/notify.py): where their links point, and how long a chat
 # server may take to answer before the attempt counts as failed.
 REPLYHUB_BASE_URL = os.getenv("REPLYHUB_BASE_URL", "http://127.0.0.1:8000")

@@ -176,6 +176,13 @@ def all_at_once(*calls: Callable[[], object]) -> list[object]:
 
 
 @pytest.fixture(autouse=True)
+def _send_at_once(settings):
+    """Approved replies are sent at once, as with REPLYHUB_UNDO_SECONDS=0; the tests of the
+    undo window (tests/test_undo_send.py, the end-to-end test) set their own."""
+    settings.REPLYHUB_UNDO_SECONDS = 0
+
+
+@pytest.fixture(autouse=True)
 def _forget_failed_logins():
     """Login-failure counters live in the cache, which may be a shared Redis: reset them."""
     yield

@@ -135,6 +135,42 @@ def test_a_reviewer_edits_and_approves_then_rejects_with_a_reason(visit, mailbox
     expect(page.locator("[data-tab=rejected] .count")).to_have_text("1")
 
 
+def test_a_reviewer_undoes_an_approval_from_the_next_draft(visit, mailbox, alice, settings):
+    settings.REPLYHUB_UNDO_SECONDS = 60
+    first = make_ready_draft(mailbox)
+    second = make_ready_draft(mailbox, "with_attachment.eml")
+    page = visit("alice").page
+    page.goto(f"/drafts/{first.pk}/")
+    edited = "Dear Olivia,\n\nThe Professional plan includes the API.\n\nAcme Cloud Support Team"
+    page.locator("form.review textarea").fill(edited)
+    page.get_by_role("button", name="Approve & send").click()
+    expect(page).to_have_url(at_draft(second))
+    banner = page.locator("form.undo")
+    expect(banner).to_contain_text(f"Approved: the reply to “{PRICING}” goes out at")
+    expect(banner.locator(".countdown")).to_have_text(re.compile(r"^\((5\d|60) s\)$"))
+    banner.get_by_role("button", name="Undo").click()
+    # Back at the first draft, in review again, with the text as it was approved.
+    expect(page).to_have_url(at_draft(first))
+    expect(page.locator(".notice.success")).to_contain_text("Not sent: the approval is undone.")
+    expect(page.locator(".draft-head .status")).to_have_text("Awaiting review")
+    expect(page.locator("form.review textarea")).to_have_value(edited)
+    expect(page.locator("form.review textarea")).to_be_editable()
+    expect(page.locator("form.undo")).to_have_count(0)
+    expect(page.locator("ol.history")).to_contain_text("Approval undone before sending by alice")
+
+    # z undoes too; the banner leaves by itself when the window closes.
+    page.get_by_role("button", name="Approve & send").click()
+    expect(page.locator("form.undo")).to_have_count(1)
+    page.keyboard.press("z")
+    expect(page).to_have_url(at_draft(first))
+    expect(page.locator(".draft-head .status")).to_have_text("Awaiting review")
+    settings.REPLYHUB_UNDO_SECONDS = 2
+    page.get_by_role("button", name="Approve & send").click()
+    expect(page.locator("form.undo")).to_have_count(1)
+    expect(page.locator("form.undo")).to_have_count(0, timeout=5000)
+    assert Draft.objects.get(pk=first.pk).status == Draft.APPROVED
+
+
 def test_keyboard_shortcuts_on_the_draft_page(visit, mailbox, alice):
     first = make_ready_draft(mailbox)
     middle = make_ready_draft(mailbox, "chinese_gb2312.eml")

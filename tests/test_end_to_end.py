@@ -207,3 +207,38 @@ def test_an_approved_reply_goes_out_while_the_models_queue_holds_a_backlog(
         )
     assert model_queue.queue_size() == backlog  # still waiting for the model
     assert io_queue.queue_size() == 0
+
+
+def test_an_approval_waits_for_its_undo_window_and_an_undone_one_never_goes_out(
+    smtp_server, tmp_path, queues, alice, settings
+):
+    # The I/O worker's scheduler sends each approved reply once its undo window has closed;
+    # a reply whose approval was undone in the window is never sent.
+    settings.REPLYHUB_UNDO_SECONDS = 3
+    kept = make_ready_draft(Mailbox.default())
+    undone = make_ready_draft(Mailbox.default(), "with_attachment.eml")
+    client = Client()
+    client.force_login(alice)
+    with cluster(smtp_server, tmp_path / "io.log", "io_worker") as io_worker:
+        approved_at = time.monotonic()
+        for draft in (kept, undone):
+            client.post(
+                reverse("draft_action", args=[draft.pk]),
+                {"action": "approve", "reply_text": draft.reply_text},
+            )
+        client.post(reverse("draft_action", args=[undone.pk]), {"action": "undo"})
+        wait_for(
+            lambda: smtp_server.received, timeout=90, what="the kept reply at the SMTP server",
+            worker=io_worker,
+        )  # fmt: skip
+        assert time.monotonic() - approved_at >= 3
+        wait_for(
+            lambda: Draft.objects.get(pk=kept.pk).status == Draft.SENT,
+            timeout=30,
+            what="the kept draft to be marked sent",
+        )
+        # The undone reply was due at the same time as the kept one: by now it would be out.
+        time.sleep(2)
+    [(recipients, _)] = smtp_server.received
+    assert recipients == ["purchasing@northwind.example"]  # the kept one (inquiry_en.eml)
+    assert Draft.objects.get(pk=undone.pk).status == Draft.READY

@@ -445,3 +445,19 @@ def test_compiling_needs_no_gnu_gettext_and_is_idempotent(tmp_path):
         compiled = gettext.GNUTranslations(mo)
     assert compiled.gettext("Queue") == "审核队列"
     assert compiled.gettext("Reject") == "Reject"  # fuzzy entries are left out, as msgfmt does
+
+
+@pytest.mark.django_db
+def test_the_undo_banner_and_its_answer_are_in_chinese(client, alice, mailbox, settings):
+    settings.REPLYHUB_UNDO_SECONDS = 10
+    draft = make_ready_draft(mailbox)
+    action = reverse("draft_action", args=[draft.pk])
+    login(client, alice, "zh-hans")
+    page = client.post(action, {"action": "approve", "reply_text": "您好"}, follow=True).text
+    assert "已批准：对“Pricing for Acme CRM, 25 seats”的回复将于" in page
+    assert ">撤销</button>" in page
+    assert "撤销批准（回到待审核）" in page
+    assert "在此之前可以撤销批准" in page
+    page = client.post(action, {"action": "undo"}, follow=True).text
+    assert "未发送：批准已撤销。" in page
+    assert "发送前撤销了批准" in page  # the history

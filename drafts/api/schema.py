@@ -93,6 +93,11 @@ DRAFT_PROPERTIES: dict[str, Any] = {
                 "message_id": STRING,
                 "attempts": INTEGER,
                 "next_attempt_at": DATETIME,
+                "undo_until": {
+                    **_nullable(DATETIME),
+                    "description": "Until when the reply waits, so that the approval can be "
+                    "undone (POST …/undo); null once an attempt was made.",
+                },
                 "last_error": STRING,
                 "server_reply": STRING,
                 "sent_at": _nullable(DATETIME),
@@ -546,6 +551,20 @@ def openapi() -> dict[str, Any]:
                     requestBody=_body(
                         REJECT_BODY, {"reason": "wrong_facts", "note": "The price is wrong."}
                     ),
+                )
+            },
+            "/api/v1/drafts/{draft_id}/undo": {
+                "post": _operation(
+                    "undoApproval",
+                    "Take back an approval whose reply has not gone out; the draft is back in "
+                    "review",
+                    {"200": _json(_ref("Draft"), "Undone: awaiting review again")},
+                    *("403", "404", "409"),
+                    description="Possible while the delivery is queued (see undo_until), "
+                    "waiting for a retry, or failed: the mail server never accepted it. 409 "
+                    "too_late once it is being sent or was sent; 409 not_approved when the "
+                    "draft has no approval to undo.",
+                    parameters=_path_id("draft_id"),
                 )
             },
             "/api/v1/analyse": {

@@ -95,6 +95,7 @@ def draft_json(base: str, draft: Draft, history: bool = False) -> dict[str, Any]
                 "message_id": delivery.message_id,
                 "attempts": delivery.attempts,
                 "next_attempt_at": delivery.next_attempt_at,
+                "undo_until": delivery.undo_until,
                 "last_error": delivery.last_error,
                 "server_reply": delivery.server_reply,
                 "sent_at": delivery.sent_at,

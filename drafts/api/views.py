@@ -319,6 +319,28 @@ def draft_reject(request: HttpRequest, draft_id: int) -> dict[str, Any]:
     return _decided(request, draft)
 
 
+@api_view("POST", write=("POST",))
+def draft_undo(request: HttpRequest, draft_id: int) -> dict[str, Any]:
+    """Take back the approval of a reply that has not gone out; the draft is back in review."""
+    draft = _draft_for_decision(request, draft_id)
+    delivery = draft.delivery
+    if delivery is not None and delivery.stop(request.user, hold=False):
+        return _decided(request, draft)
+    draft.refresh_from_db()
+    current = {"status": draft.status, "version": draft.version}
+    if draft.status in Draft.HANDED_OVER:
+        raise ApiError(
+            409,
+            "too_late",
+            f"Too late to undo: the reply is “{draft.status}” (the mail server has or may "
+            "have it).",
+            details=current,
+        )
+    raise ApiError(
+        409, "not_approved", f"No approval to undo: the draft is “{draft.status}”.", details=current
+    )
+
+
 # --- Analysis ------------------------------------------------------------------------------
 
 # One analysis at a time per web process: the model's decoding state is not shared safely
