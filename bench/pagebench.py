@@ -68,13 +68,22 @@ def _postgres(statement: str) -> None:
         conn.execute(statement)
 
 
-def run_child(script: str, database: str, name: str, argv: list[str], var_dir: str | None):
+def run_child(
+    script: str,
+    database: str,
+    name: str,
+    argv: list[str],
+    var_dir: str | None,
+    extra_env: dict[str, str] | None = None,
+):
     """Run ``script --child argv`` on a fresh ``database`` ("sqlite" or "postgres"); its rows.
 
     ``name`` names the PostgreSQL database (dropped before and after) and the temporary
-    folder; ``var_dir`` keeps SQLite's database for the next run instead.
+    folder; ``var_dir`` keeps SQLite's database for the next run instead. ``extra_env``
+    (e.g. REDIS_URL) is set in the child's environment.
     """
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env |= extra_env or {}
     with tempfile.TemporaryDirectory(prefix=f"{name}-") as folder:
         env["REPLYHUB_VAR_DIR"] = var_dir or folder
         if database == "postgres":
