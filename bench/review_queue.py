@@ -6,7 +6,8 @@ For each database, a fresh one (a new REPLYHUB_VAR_DIR for SQLite; `replyhub_ben
 on postgres://postgres@127.0.0.1:5432/ for PostgreSQL, dropped first and at the end) is
 migrated and seeded with --messages inbound messages in two mailboxes, each with a draft
 (80% awaiting review, the rest spread over the other statuses; mixed intents, languages
-and flags; bodies of about 1 KB in English and Chinese). Then the queue page is requested
+and flags; bodies of about 1 KB in English and Chinese; the first mailbox has a 24-hour
+reply target, its drafts due from 30 hours ago to 24 hours ahead). Then the queue page is requested
 through Django's test client, in process, as a supervisor and as a reviewer of one
 mailbox, unfiltered and with each filter, and the server time of every request is
 recorded (--requests per case, after two warm-up requests). Prints p50/p95/max per case
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from datetime import timedelta
 
 import pagebench
 from pagebench import say
@@ -29,11 +31,14 @@ CASES = [
     ("supervisor", {"language": "zh", "flagged": "1"}),
     ("supervisor", {"page": "40"}),
     ("supervisor", {"order": "newest"}),
+    ("supervisor", {"order": "due"}),
+    ("supervisor", {"overdue": "1"}),
     ("supervisor", {"q": "SmartDesk"}),
     ("supervisor", {"q": "customer4242@example.com"}),
     ("supervisor", {"q": "处理发票"}),
     ("reviewer", {}),
     ("reviewer", {"mine": "1"}),
+    ("reviewer", {"order": "due", "overdue": "1"}),
     ("reviewer", {"q": "发票"}),
     ("reviewer", {"q": "stopped syncing"}),
 ]
@@ -48,7 +53,9 @@ def seed(count: int) -> None:
 
     rng = random.Random(20261126)
     support = Mailbox.default()
-    sales = Mailbox.objects.create(name="sales", address="sales@acme.example")
+    support.reply_within_hours = 24  # due times from 30 h ago (overdue) to 24 h ahead
+    support.save()
+    sales = Mailbox.objects.create(name="sales", address="sales@acme.example")  # no target
     boss = User.objects.create_user("boss", password="x")
     StaffProfile.objects.create(user=boss, role=StaffProfile.SUPERVISOR)
     reviewer = User.objects.create_user("rita", password="x")
@@ -112,6 +119,11 @@ def seed(count: int) -> None:
                     reply_text="Dear customer, thank you.",
                     generated_text="Dear customer, thank you.",
                     assigned_to=reviewer if rng.random() < 0.05 else None,
+                    due_at=(
+                        now + timedelta(hours=rng.uniform(-30, 24))
+                        if m.mailbox == support
+                        else None
+                    ),
                 )
                 for m in messages
             ]

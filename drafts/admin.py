@@ -32,7 +32,7 @@ from inference.drafting import TEMPLATE_VARIABLES, TemplateError, render_templat
 
 @admin.register(Mailbox)
 class MailboxAdmin(admin.ModelAdmin):
-    list_display = ("name", "address", "display_name", "company_name")
+    list_display = ("name", "address", "display_name", "company_name", "reply_within_hours")
     filter_horizontal = ("reviewers",)
 
 

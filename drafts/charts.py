@@ -14,6 +14,8 @@ from django.utils.translation import gettext as _
 
 # Stacked in this order; the colours of the page's legend (static/replyhub.css).
 KINDS = [("unchanged", "#067647"), ("edited", "#f79009"), ("rejected", "#c4320a")]
+# Approved replies against their reply target.
+TARGET_KINDS = [("on-time", "#067647"), ("late", "#c4320a")]
 _ids = count(1)
 
 
@@ -22,6 +24,8 @@ def _kind_labels() -> dict[str, str]:
         "unchanged": _("approved unchanged"),
         "edited": _("approved after edits"),
         "rejected": _("rejected"),
+        "on-time": _("answered within the target"),
+        "late": _("answered after the target"),
     }
 
 
@@ -38,13 +42,16 @@ def _svg(title: str, width: int, height: int, body: list[str], css_class: str) -
 
 
 def _stack(values: dict[str, int]) -> str:
-    """The tooltip of one bar: each kind of decision and its count."""
+    """The tooltip of one bar: each kind and its count."""
     labels = _kind_labels()
-    return ", ".join(f"{labels[kind]}: {values[kind]}" for kind, _colour in KINDS)
+    return ", ".join(f"{labels[kind]}: {count}" for kind, count in values.items())
 
 
-def trend_chart(days: Sequence[tuple[str, int, int, int]], title: str) -> SafeString:
-    """Decisions per day, stacked: (day, unchanged, edited, rejected) per day, oldest first."""
+def trend_chart(
+    days: Sequence[tuple[str, ...]], title: str, kinds: Sequence[tuple[str, str]] = KINDS
+) -> SafeString:
+    """Counts per day, stacked: (day, a count per kind) per day, oldest first; by default
+    decisions (unchanged, edited, rejected)."""
     width, height, left, bottom, top = 720, 200, 36, 22, 10
     plot_height = height - bottom - top
     most = max((sum(day[1:]) for day in days), default=0) or 1
@@ -59,7 +66,7 @@ def trend_chart(days: Sequence[tuple[str, int, int, int]], title: str) -> SafeSt
         x = left + n * step
         y = height - bottom
         bars = []
-        for (kind, colour), value in zip(KINDS, values, strict=True):
+        for (kind, colour), value in zip(kinds, values, strict=True):
             if value:
                 bar_height = plot_height * value / most
                 y -= bar_height
@@ -67,7 +74,7 @@ def trend_chart(days: Sequence[tuple[str, int, int, int]], title: str) -> SafeSt
                     f'<rect class="{kind}" x="{x + 0.5:.1f}" y="{y:.1f}" '
                     f'width="{max(step - 1, 0.5):.1f}" height="{bar_height:.1f}" fill="{colour}"/>'
                 )
-        tooltip = f"{day}: {_stack(dict(zip([k for k, _c in KINDS], values, strict=True)))}"
+        tooltip = f"{day}: {_stack(dict(zip([k for k, _c in kinds], values, strict=True)))}"
         body.append(f"<g><title>{escape(tooltip)}</title>{''.join(bars)}</g>")
     if days:
         body.append(

@@ -3,9 +3,9 @@
 A day that has ended (in the local time zone) is summarised the first time a stats page asks
 for it, or by the nightly schedule: one ``DayTotal`` row per reviewer, intent, template
 version and mailbox that decided anything that day, holding the counts and the day's edit
-distances and times to decision (sorted, packed as 64-bit integers) for exact medians. A
-90-day page then reads about 1,500 small rows instead of every decided draft; today is
-always counted live.
+distances, times to decision and times to answer (sorted, packed as 64-bit integers) for
+exact medians, and how many approvals met their reply target. A 90-day page then reads
+about 1,500 small rows instead of every decided draft; today is always counted live.
 
 A summary stays valid until something changes a decision it counted:
 - a reply's delivery moves on (``Outbox._move`` calls ``forget``: sent, failed, uncertain),
@@ -104,6 +104,11 @@ class DayTotal(models.Model):
     reasons = models.JSONField(default=dict)
     edits = models.BinaryField(default=b"", help_text="Sorted edit distances, millionths.")
     waits = models.BinaryField(default=b"", help_text="Sorted times to decision, ms.")
+    # Approved replies: the time from the email's arrival to the approval, and how many had a
+    # reply target (``targeted``) and met it (``on_time``).
+    answers = models.BinaryField(default=b"", help_text="Sorted times to answer, ms.")
+    targeted = models.PositiveIntegerField(default=0)
+    on_time = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -126,6 +131,9 @@ class Tally:
     reasons: Counter[str] = field(default_factory=Counter)
     edits: array[int] = field(default_factory=lambda: array("q"))
     waits: array[int] = field(default_factory=lambda: array("q"))
+    answers: array[int] = field(default_factory=lambda: array("q"))
+    targeted: int = 0
+    on_time: int = 0
 
     def add(self, other: Tally) -> None:
         self.decided += other.decided
@@ -136,6 +144,9 @@ class Tally:
         self.reasons.update(other.reasons)
         self.edits.extend(other.edits)
         self.waits.extend(other.waits)
+        self.answers.extend(other.answers)
+        self.targeted += other.targeted
+        self.on_time += other.on_time
 
 
 @dataclass
@@ -187,11 +198,22 @@ def tally_decisions(start: date, end: date) -> dict[date, dict[str, dict[Any, Ta
     rows = (
         Draft.objects.filter(decided_at__gte=midnight(start), decided_at__lt=midnight(end) + _DAY)
         .order_by()
-        .annotate(decided_s=EpochSeconds("decided_at"), ready_s=EpochSeconds("ready_at"))
-        .values_list("decided_s", "ready_s", "status", "reject_reason", "edit_distance", *columns)
+        .annotate(
+            decided_s=EpochSeconds("decided_at"),
+            ready_s=EpochSeconds("ready_at"),
+            received_s=EpochSeconds("created_at"),
+            due_s=EpochSeconds("due_at"),
+        )
+        .values_list(
+            *("decided_s", "ready_s", "received_s", "due_s"),
+            *("status", "reject_reason", "edit_distance"),
+            *columns,
+        )
     )
     result: dict[date, dict[str, dict[Any, Tally]]] = {}
-    for decided_s, ready_s, status, reason, distance, *keys in rows.iterator(chunk_size=5000):
+    for decided_s, ready_s, received_s, due_s, status, reason, distance, *keys in rows.iterator(
+        chunk_size=5000
+    ):
         day = days[max(bisect_right(midnights, decided_s) - 1, 0)]
         groups = result.setdefault(day, {name: {} for name in DIMENSIONS})
         approved = status in Draft.APPROVED_STATUSES
@@ -215,6 +237,11 @@ def tally_decisions(start: date, end: date) -> dict[date, dict[str, dict[Any, Ta
                 tally.edits.append(round(distance * EDIT_SCALE))
             if ready_s is not None:
                 tally.waits.append(round((decided_s - ready_s) * WAIT_SCALE))
+            if approved:
+                tally.answers.append(round((decided_s - received_s) * WAIT_SCALE))
+                if due_s is not None:
+                    tally.targeted += 1
+                    tally.on_time += decided_s <= due_s
     return result
 
 
@@ -250,6 +277,9 @@ def _summarize_span(span: list[date]) -> None:
             reasons=dict(t.reasons),
             edits=_pack(t.edits),
             waits=_pack(t.waits),
+            answers=_pack(t.answers),
+            targeted=t.targeted,
+            on_time=t.on_time,
         )
         for day, groups in tallies.items()
         for name, tallied in groups.items()
@@ -329,21 +359,36 @@ def totals(start: date, end: date) -> Totals:
     if closed:
         stored = DayTotal.objects.filter(day__gte=closed[0], day__lte=closed[-1]).values_list(
             "day", "dimension", "key", "decided", "rejected", "edited", "sent", "send_failed",
-            "reasons", "edits", "waits",
+            "reasons", "edits", "waits", "answers", "targeted", "on_time",
         )  # fmt: skip
-        for day, name, key, *counts, reasons, edits, waits in stored:
-            tally = Tally(*counts, Counter(reasons), _unpack(edits), _unpack(waits))
+        for day, name, key, *counts, reasons, edits, waits, answers, targeted, on_time in stored:
+            tally = Tally(
+                *counts,
+                Counter(reasons),
+                _unpack(edits),
+                _unpack(waits),
+                _unpack(answers),
+                targeted,
+                on_time,
+            )
             result.groups[name][_key(name, key)].add(tally)
             if name == "mailbox":  # every draft has a mailbox: these rows sum to the day
-                result.days[day].add(Tally(*counts[:3]))
+                result.days[day].add(_day_part(tally))
     if open_days := [day for day in days if day > last_closed]:
         for day, groups in tally_decisions(open_days[0], open_days[-1]).items():
             for name, tallied in groups.items():
                 for key, tally in tallied.items():
                     result.groups[name][key].add(tally)
                     if name == "mailbox":
-                        result.days[day].add(Tally(tally.decided, tally.rejected, tally.edited))
+                        result.days[day].add(_day_part(tally))
     return result
+
+
+def _day_part(tally: Tally) -> Tally:
+    """What the trend charts need of a group's tally: its counts, not its medians."""
+    return Tally(
+        tally.decided, tally.rejected, tally.edited, targeted=tally.targeted, on_time=tally.on_time
+    )
 
 
 def summarize_recent(days: int = 31) -> int:

@@ -91,6 +91,15 @@ def drafts() -> Iterator[Metric]:
     )
 
 
+def overdue_drafts(now: datetime) -> Iterator[Metric]:
+    """Emails past their mailbox's reply target and still not answered (an alert's input)."""
+    yield GaugeMetricFamily(
+        "replyhub_drafts_overdue",
+        "Drafts not yet approved or rejected whose email is past its reply target.",
+        value=Draft.objects.filter(status__in=Draft.UNDECIDED_STATUSES, due_at__lt=now).count(),
+    )
+
+
 def _seconds(key: str) -> Coalesce:
     """One of the draft's recorded model timings, in SQL: seconds, 0 when missing."""
     return Coalesce(Cast(KT(f"timings__{key}"), FloatField()), Value(0.0))
@@ -220,6 +229,7 @@ class ReplyHubCollector:
         now = timezone.now()
         yield from messages_ingested()
         yield from drafts()
+        yield from overdue_drafts(now)
         yield from recent_drafts(now)
         yield from review_decisions()
         yield from sends()

@@ -129,6 +129,21 @@ class Mailbox(models.Model):
     send_limit_per_minute = models.PositiveIntegerField(
         default=0, help_text="Most replies sent from this mailbox per minute; 0: no limit."
     )
+    reply_within_hours = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Reply target: each email is answered within this many hours of its arrival "
+        "(calendar hours). The queue shows what is due and overdue; the stats, what was "
+        "answered in time. Empty: no target.",
+    )
+    complaints_within_hours = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="A shorter target for complaints (投诉), once the model has recognised one. "
+        "Empty: the target above.",
+    )
     imap_uidvalidity = models.BigIntegerField(null=True, blank=True, editable=False)
     imap_last_uid = models.BigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -138,6 +153,12 @@ class Mailbox(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        super().save(*args, **kwargs)
+        fields = kwargs.get("update_fields")
+        if fields is None or {"reply_within_hours", "complaints_within_hours"} & set(fields):
+            self.reschedule_open_drafts()
 
     @classmethod
     def default(cls) -> Mailbox:
@@ -169,6 +190,30 @@ class Mailbox(models.Model):
                     setattr(mailbox, key, value)
                 mailbox.save(update_fields=list(imap))
         return mailbox
+
+    def reply_hours(self, intent: str) -> int | None:
+        """The reply target, in hours, of an email of ``intent``; None: no target."""
+        if intent == "complaint" and self.complaints_within_hours:
+            return self.complaints_within_hours
+        return self.reply_within_hours
+
+    def due_at(self, intent: str, received: datetime) -> datetime | None:
+        """When an email of ``intent`` that arrived at ``received`` must be answered by."""
+        hours = self.reply_hours(intent)
+        return received + timedelta(hours=hours) if hours else None
+
+    def reschedule_open_drafts(self) -> int:
+        """The targets may have changed: every draft not yet decided is due by the new ones
+        (decided drafts keep the due time they were decided against, for the stats)."""
+        undecided = Draft.objects.filter(mailbox=self, status__in=Draft.UNDECIDED_STATUSES)
+        changed = 0
+        for intents, hours in (
+            (Q(intent="complaint"), self.reply_hours("complaint")),
+            (~Q(intent="complaint"), self.reply_hours("")),
+        ):
+            due = models.F("created_at") + timedelta(hours=hours) if hours else None
+            changed += undecided.filter(intents).update(due_at=due)
+        return changed
 
     @property
     def effective_company_name(self) -> str:
@@ -489,6 +534,8 @@ class Draft(models.Model):
         (SEND_UNCERTAIN, gettext_lazy("Approved, delivery uncertain")),
         (REJECTED, gettext_lazy("Rejected")),
     ]
+    # Not yet approved or rejected: what a reply target still applies to.
+    UNDECIDED_STATUSES = [QUEUED, GENERATING, FAILED, READY]
     # Approved by a reviewer, whatever became of the sending.
     APPROVED_STATUSES = [APPROVED, SENDING, SENT, SEND_FAILED, SEND_UNCERTAIN]
     # The mail server has the reply, or may have it: too late to undo the approval.
@@ -548,6 +595,12 @@ class Draft(models.Model):
     )
     claimed_until = models.DateTimeField(null=True, blank=True)
     ready_at = models.DateTimeField(null=True, blank=True)
+    due_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the email must be answered by: its arrival plus the mailbox's reply "
+        "target (for its intent). Empty: no target.",
+    )
     decided_at = models.DateTimeField(null=True, blank=True)
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
@@ -589,6 +642,8 @@ class Draft(models.Model):
             ),
             # /metrics: drafts written so far, and those of the last hour.
             models.Index(fields=["ready_at"], name="draft_ready_at"),
+            # The queue's "due soonest" order and its overdue filter; /metrics' overdue count.
+            models.Index(fields=["status", "due_at", "id"], name="draft_due"),
         ]
 
     def __str__(self) -> str:
@@ -597,6 +652,8 @@ class Draft(models.Model):
     def save(self, *args: object, **kwargs: object) -> None:
         if self.mailbox_id is None:
             self.mailbox_id = self.message.mailbox_id
+        if self._state.adding and self.due_at is None:
+            self.due_at = self.message.mailbox.due_at(self.intent, timezone.now())
         super().save(*args, **kwargs)
 
     @property

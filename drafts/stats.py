@@ -85,6 +85,9 @@ class Row:
     send_failed: int = 0
     median_edit: float | None = None
     median_seconds: float | None = None
+    median_answer_seconds: float | None = None
+    targeted: int = 0  # approvals of emails that had a reply target
+    on_time: int = 0  # of those, approved by the due time
 
     @property
     def reviewer(self) -> str:
@@ -123,13 +126,33 @@ class Row:
 
     @property
     def median_display(self) -> str:
-        if self.median_seconds is None:
+        return _duration(self.median_seconds)
+
+    @property
+    def answer_display(self) -> str:
+        return _duration(self.median_answer_seconds)
+
+    @property
+    def on_time_percent(self) -> int | None:
+        """Percent of the approvals with a reply target that met it; None: none had one."""
+        return round(100 * self.on_time / self.targeted) if self.targeted else None
+
+    @property
+    def on_time_display(self) -> str:
+        if self.on_time_percent is None:
             return "–"
-        minutes, seconds = divmod(round(self.median_seconds), 60)
-        hours, minutes = divmod(minutes, 60)
-        if hours:
-            return _("%(hours)sh %(minutes)sm") % {"hours": hours, "minutes": f"{minutes:02d}"}
-        return _("%(minutes)sm %(seconds)ss") % {"minutes": minutes, "seconds": f"{seconds:02d}"}
+        return f"{self.on_time_percent}% ({self.on_time}/{self.targeted})"
+
+
+def _duration(seconds: float | None) -> str:
+    """A median time as people read it: "2h 05m", "3m 07s"; "–" for none."""
+    if seconds is None:
+        return "–"
+    minutes, seconds = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return _("%(hours)sh %(minutes)sm") % {"hours": hours, "minutes": f"{minutes:02d}"}
+    return _("%(minutes)sm %(seconds)ss") % {"minutes": minutes, "seconds": f"{seconds:02d}"}
 
 
 def _median(values: list[int], scale: int) -> float | None:
@@ -151,6 +174,9 @@ def _rows(table: str, groups: Mapping[Any, daily.Tally]) -> list[Row]:
             # Each day's values arrive sorted: median()'s sort merges those runs quickly.
             median_edit=_median(t.edits, daily.EDIT_SCALE),
             median_seconds=_median(t.waits, daily.WAIT_SCALE),
+            median_answer_seconds=_median(t.answers, daily.WAIT_SCALE),
+            targeted=t.targeted,
+            on_time=t.on_time,
         )
         for key, t in groups.items()
     ]
@@ -196,6 +222,8 @@ class Day:
     approved_unchanged: int = 0
     approved_edited: int = 0
     rejected: int = 0
+    on_time: int = 0  # approvals that met their reply target
+    late: int = 0  # approvals that missed it
 
     @property
     def decided(self) -> int:
@@ -208,7 +236,16 @@ def trend(dates: DateRange, totals: daily.Totals | None = None) -> list[Day]:
     days = []
     for day in dates.days:
         t = totals.days.get(day, daily.Tally())
-        days.append(Day(day, t.decided - t.rejected - t.edited, t.edited, t.rejected))
+        days.append(
+            Day(
+                day,
+                t.decided - t.rejected - t.edited,
+                t.edited,
+                t.rejected,
+                t.on_time,
+                t.targeted - t.on_time,
+            )
+        )
     return days
 
 
@@ -237,9 +274,19 @@ def csv_filename(table: str, dates: DateRange) -> str:
 def csv_rows(table: str, dates: DateRange) -> list[list[object]]:
     """The header and rows of one table (``TABLES``) as a spreadsheet gets them."""
     if table == "trend":
-        header = [_("Day"), _("Approved unchanged"), _("Approved after edits"), _("Rejected")]
+        header = [
+            *(_("Day"), _("Approved unchanged"), _("Approved after edits"), _("Rejected")),
+            *(_("Answered within the reply target"), _("Answered after the reply target")),
+        ]
         body = [
-            [d.day.isoformat(), d.approved_unchanged, d.approved_edited, d.rejected]
+            [
+                d.day.isoformat(),
+                d.approved_unchanged,
+                d.approved_edited,
+                d.rejected,
+                d.on_time,
+                d.late,
+            ]
             for d in trend(dates)
         ]
         return [header, *body]
@@ -252,6 +299,9 @@ def csv_rows(table: str, dates: DateRange) -> list[list[object]]:
         *(_("Rejected: %(reason)s") % {"reason": label} for _r, label in Draft.REJECT_REASONS),
         _("Median edit distance"),
         _("Median seconds to decision"),
+        _("Median seconds to answer"),
+        _("Approvals with a reply target"),
+        _("Answered within the reply target"),
         _("Sent"),
         _("Sending failed or uncertain"),
     ]
@@ -265,6 +315,9 @@ def csv_rows(table: str, dates: DateRange) -> list[list[object]]:
             *(r.reasons.get(reason, 0) for reason, _label in Draft.REJECT_REASONS),
             "" if r.median_edit is None else round(r.median_edit, 4),
             "" if r.median_seconds is None else round(r.median_seconds),
+            "" if r.median_answer_seconds is None else round(r.median_answer_seconds),
+            r.targeted,
+            r.on_time,
             r.sent,
             r.send_failed,
         ]

@@ -286,7 +286,11 @@ def backend_options() -> dict[str, object]:
 
 
 def _store(pk: int, outcome: DraftOutcome, template: PromptTemplate, model_name: str) -> None:
+    # The intent is known now: a complaint may have a shorter reply target.
+    mailbox_id, received = Draft.objects.values_list("mailbox_id", "created_at").get(pk=pk)
+    due_at = Mailbox.objects.get(pk=mailbox_id).due_at(outcome.intent, received)
     Draft.objects.filter(pk=pk, status=Draft.GENERATING).update(
+        due_at=due_at,
         status=Draft.READY,
         intent=outcome.intent,
         confidence=outcome.confidence,

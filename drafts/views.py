@@ -8,7 +8,7 @@ from datetime import datetime
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Count, QuerySet
+from django.db.models import Count, F, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -32,6 +32,13 @@ QUEUE_TABS = [
     ("sent", gettext_lazy("Approved & sent"), [Draft.APPROVED, Draft.SENDING, Draft.SENT]),
     ("rejected", gettext_lazy("Rejected"), [Draft.REJECTED]),
 ]
+# The queue's orders: ?order= -> (label, columns); drafts without a reply target come last
+# when ordered by due time.
+QUEUE_ORDERS = {
+    "": (gettext_lazy("Oldest first"), ("created_at", "id")),
+    "newest": (gettext_lazy("Newest first"), ("-created_at", "-id")),
+    "due": (gettext_lazy("Due soonest"), (F("due_at").asc(nulls_last=True), "created_at", "id")),
+}
 PAGE_SIZE = 50
 SEARCH_COUNT_LIMIT = 1000
 
@@ -63,6 +70,9 @@ def _filtered(request: HttpRequest, drafts: QuerySet[Draft]) -> tuple[QuerySet[D
     if get.get("mine") == "1":
         chosen["mine"] = True
         drafts = drafts.filter(assigned_to=request.user)
+    if get.get("overdue") == "1":  # past the reply target, and still not answered
+        chosen["overdue"] = True
+        drafts = drafts.filter(status__in=Draft.UNDECIDED_STATUSES, due_at__lt=timezone.now())
     query = get.get("q", "").strip()[:200]
     if search.terms(query):
         chosen["q"] = query
@@ -100,7 +110,9 @@ def queue(request: HttpRequest) -> HttpResponse:
     counts, at_least = _counts(filtered, chosen.get("q"))
     if "q" in chosen:
         filtered = filtered.filter(message_id__in=search.matching_message_ids(chosen["q"]))
-    newest_first = request.GET.get("order") == "newest"
+    order = request.GET.get("order", "")
+    if order not in QUEUE_ORDERS:
+        order = ""
     drafts = (
         filtered.filter(status__in=tabs[tab][1])
         .select_related("message")
@@ -113,12 +125,13 @@ def queue(request: HttpRequest) -> HttpResponse:
             "error",
             "send_error",
             "created_at",
+            "due_at",
             "message__subject",
             "message__from_name",
             "message__from_address",
             "message__date",
         )
-        .order_by(*(("-created_at", "-id") if newest_first else ("created_at", "id")))
+        .order_by(*QUEUE_ORDERS[order][1])
     )
     tab_list = [
         {"key": key, "label": label, "count": sum(counts.get(s, 0) for s in statuses)}
@@ -136,7 +149,10 @@ def queue(request: HttpRequest) -> HttpResponse:
         "tab": tab,
         "tabs": tab_list,
         "chosen": chosen,
-        "newest_first": newest_first,
+        "order": order,
+        "orders": [(key, label) for key, (label, _columns) in QUEUE_ORDERS.items()],
+        "now": timezone.now(),
+        "undecided": Draft.UNDECIDED_STATUSES,
         "intents": [(key, f"{en} · {zh}") for key, (en, zh) in INTENTS.items()],
         "mailboxes": mailboxes_for(request.user),
         "query_string": keep.urlencode(),
@@ -198,6 +214,8 @@ def draft_detail(request: HttpRequest, draft_id: int) -> HttpResponse:
             "unsaved_text": request.session.pop(_unsaved_key(draft.pk), ""),
             "reply_text": reply_text,
             "placeholders": placeholders(reply_text) if draft.status == Draft.READY else [],
+            "now": timezone.now(),
+            "undecided": Draft.UNDECIDED_STATUSES,
         },
     )
 
@@ -436,6 +454,11 @@ def stats_page(request: HttpRequest) -> HttpResponse:
         "end": dates.end.isoformat(),
     }
     trend = [(d.day.isoformat(), d.approved_unchanged, d.approved_edited, d.rejected) for d in days]
+    on_time_title = _("Replies within their reply target, per day, %(start)s to %(end)s") % {
+        "start": dates.start.isoformat(),
+        "end": dates.end.isoformat(),
+    }
+    on_time = [(d.day.isoformat(), d.on_time, d.late) for d in days]
     return render(
         request,
         "drafts/stats.html",
@@ -445,6 +468,8 @@ def stats_page(request: HttpRequest) -> HttpResponse:
             "sections": sections,
             "trend_chart": charts.trend_chart(trend, trend_title),
             "trend_total": sum(d.decided for d in days),
+            "on_time_chart": charts.trend_chart(on_time, on_time_title, charts.TARGET_KINDS),
+            "targeted_total": sum(d.on_time + d.late for d in days),
             "reasons": Draft.REJECT_REASONS,
             "deliveries": stats.deliveries(),
         },

@@ -20,7 +20,7 @@ from django.template import engines
 from django.templatetags.i18n import BlockTranslateNode, TranslateNode
 from django.test import override_settings
 from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
 
 from drafts import stats
 from drafts.ingest import ingest_message
@@ -461,3 +461,19 @@ def test_the_undo_banner_and_its_answer_are_in_chinese(client, alice, mailbox, s
     page = client.post(action, {"action": "undo"}, follow=True).text
     assert "未发送：批准已撤销。" in page
     assert "发送前撤销了批准" in page  # the history
+
+
+@pytest.mark.django_db
+def test_reply_targets_are_in_chinese(client, alice, carol, mailbox):
+    mailbox.reply_within_hours = 1
+    mailbox.save()
+    draft = make_ready_draft(mailbox)
+    Draft.objects.filter(pk=draft.pk).update(due_at=timezone.now() - timedelta(hours=2))
+    page = login(client, alice, "zh-hans").get(reverse("queue")).text
+    assert "<th>答复期限</th>" in page
+    assert "已超时 2\xa0小时" in page
+    assert ">最先到期</option>" in page
+    draft.approve(alice, draft.reply_text)
+    stats_page = login(client, carol, "zh-hans").get(reverse("stats")).text
+    assert "<th>答复时长中位数</th>" in stats_page
+    assert "<th>按时答复</th>" in stats_page

@@ -227,8 +227,11 @@ def test_each_table_downloads_as_csv(client, carol, known_set):
             )
         )
     )
-    assert trend[0] == ["Day", "Approved unchanged", "Approved after edits", "Rejected"]
-    assert trend[-1] == [timezone.localdate().isoformat(), "1", "1", "3"]
+    assert trend[0] == [
+        *("Day", "Approved unchanged", "Approved after edits", "Rejected"),
+        *("Answered within the reply target", "Answered after the reply target"),
+    ]
+    assert trend[-1] == [timezone.localdate().isoformat(), "1", "1", "3", "0", "0"]
     assert len(trend) == 31
 
 

@@ -53,11 +53,18 @@ def decision(mailbox, user, when, *, reject=None, edit=False, template=None, int
         draft.reject(user, reject)
     else:
         draft.approve(user, generated + (" Best wishes." * edit if edit else ""))
-    Draft.objects.filter(pk=draft.pk).update(decided_at=when, ready_at=when - WAITS[draft.pk % 7])
+    received = when - ANSWERS[draft.pk % 5]
+    Draft.objects.filter(pk=draft.pk).update(
+        decided_at=when,
+        ready_at=when - WAITS[draft.pk % 7],
+        created_at=received,
+        due_at=mailbox.due_at(intent, received),
+    )
     return Draft.objects.get(pk=draft.pk)
 
 
 WAITS = [timedelta(minutes=m) for m in (1, 3, 7, 20, 45, 90, 300)]
+ANSWERS = [timedelta(hours=h) for h in (1, 3, 6, 9, 30)]
 
 
 def at(days_ago: int, hour: int = 10, minute: int = 0):
@@ -76,7 +83,10 @@ def page(client, days: int = 30):
 def history(mailbox, alice, bob):
     """Forty decisions spread over ten days, two mailboxes, two templates, every outcome."""
     rng = random.Random(7)
-    sales = Mailbox.objects.create(name="sales", address="sales@acme.example")
+    # Reply targets in one mailbox only (8 h, complaints 4 h): some answers in time, some not.
+    sales = Mailbox.objects.create(
+        name="sales", address="sales@acme.example", reply_within_hours=8, complaints_within_hours=4
+    )
     templates = [
         PromptTemplate.objects.create(name="polite", version=1, is_active=False, **PROMPTS),
         PromptTemplate.objects.create(name="polite", version=2, **PROMPTS),
@@ -104,14 +114,20 @@ def expected(drafts, label_of):
     """The reviewer table computed the slow, obvious way from the drafts themselves."""
     rows = {}
     for draft in Draft.objects.filter(pk__in=[d.pk for d in drafts]):
-        row = rows.setdefault(label_of(draft), {"decided": 0, "rejected": 0, "edited": 0,
-                                                "sent": 0, "edits": [], "waits": []})  # fmt: skip
+        row = rows.setdefault(label_of(draft), {
+            "decided": 0, "rejected": 0, "edited": 0, "sent": 0, "targeted": 0, "on_time": 0,
+            "edits": [], "waits": [], "answers": [],
+        })  # fmt: skip
         row["decided"] += 1
         if draft.status == Draft.REJECTED:
             row["rejected"] += 1
         else:
             row["edited"] += draft.edit_distance > 0
             row["edits"].append(draft.edit_distance)
+            row["answers"].append((draft.decided_at - draft.created_at).total_seconds())
+            if draft.due_at:
+                row["targeted"] += 1
+                row["on_time"] += draft.decided_at <= draft.due_at
         row["sent"] += draft.status == Draft.SENT
         row["waits"].append((draft.decided_at - draft.ready_at).total_seconds())
     return rows
@@ -126,6 +142,8 @@ def assert_matches(table, rows):
         )  # fmt: skip
         assert got.median_edit == pytest.approx(median(want["edits"]), abs=1e-6)
         assert got.median_seconds == pytest.approx(median(want["waits"]), abs=1e-3)
+        assert got.median_answer_seconds == pytest.approx(median(want["answers"]), abs=1e-3)
+        assert (got.targeted, got.on_time) == (want["targeted"], want["on_time"])
 
 
 def test_closed_days_are_summed_once_and_give_the_same_numbers(client, carol, history):

@@ -80,6 +80,11 @@ DRAFT_PROPERTIES: dict[str, Any] = {
     "held_by": _nullable(_object({"user": STRING, "until": DATETIME})),
     "created_at": DATETIME,
     "ready_at": _nullable(DATETIME),
+    "due_at": {
+        **_nullable(DATETIME),
+        "description": "When the email must be answered by (the mailbox's reply target); null: "
+        "no target.",
+    },
     "updated_at": _nullable(DATETIME),
     "decided_at": _nullable(DATETIME),
     "decided_by": _nullable(STRING),

@@ -83,6 +83,7 @@ def draft_json(base: str, draft: Draft, history: bool = False) -> dict[str, Any]
         ),
         "created_at": draft.created_at,
         "ready_at": draft.ready_at,
+        "due_at": draft.due_at,
         "updated_at": draft.updated_at,
         "decided_at": draft.decided_at,
         "decided_by": _username(draft.decided_by),
