@@ -154,10 +154,15 @@ class Mailbox(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    TARGET_FIELDS = ("reply_within_hours", "complaints_within_hours")
+
     def save(self, *args: object, **kwargs: object) -> None:
-        super().save(*args, **kwargs)
         fields = kwargs.get("update_fields")
-        if fields is None or {"reply_within_hours", "complaints_within_hours"} & set(fields):
+        before = None
+        if self.pk and (fields is None or set(self.TARGET_FIELDS) & set(fields)):
+            before = Mailbox.objects.filter(pk=self.pk).values_list(*self.TARGET_FIELDS).first()
+        super().save(*args, **kwargs)
+        if before is not None and before != tuple(getattr(self, f) for f in self.TARGET_FIELDS):
             self.reschedule_open_drafts()
 
     @classmethod
@@ -212,7 +217,8 @@ class Mailbox(models.Model):
             (~Q(intent="complaint"), self.reply_hours("")),
         ):
             due = models.F("created_at") + timedelta(hours=hours) if hours else None
-            changed += undecided.filter(intents).update(due_at=due)
+            # A change the API's updated_since reports; not a new version of the text.
+            changed += undecided.filter(intents).update(due_at=due, updated_at=timezone.now())
         return changed
 
     @property

@@ -155,6 +155,10 @@ def queue(request: HttpRequest) -> HttpResponse:
         "undecided": Draft.UNDECIDED_STATUSES,
         "intents": [(key, f"{en} · {zh}") for key, (en, zh) in INTENTS.items()],
         "mailboxes": mailboxes_for(request.user),
+        # The due column, the overdue filter and the due order, where a mailbox has a target.
+        "has_targets": mailboxes_for(request.user)
+        .filter(reply_within_hours__isnull=False)
+        .exists(),
         "query_string": keep.urlencode(),
         "failed_count": counts.get(Draft.FAILED, 0),
         "at_least": at_least,

@@ -226,3 +226,22 @@ def test_the_upgrade_has_the_closed_days_summed_up_again(client, carol, alice, m
         django_apps, None
     )
     assert client.get(reverse("stats")).context["rows"][0].median_answer_seconds == 3600
+
+
+def test_without_any_target_the_queue_has_no_due_column(client, carol, mailbox):
+    make_ready_draft(mailbox)
+    client.force_login(carol)
+    html = client.get(reverse("queue")).content.decode()
+    assert "Reply due" not in html and 'name="overdue"' not in html
+    assert 'value="due"' not in html
+
+
+def test_saving_a_mailbox_without_changing_its_targets_leaves_the_drafts_alone(targeted):
+    draft = make_ready_draft(targeted)
+    stamped = Draft.objects.get(pk=draft.pk).updated_at
+    targeted.signoff = "Acme Care Team"
+    targeted.save()
+    assert Draft.objects.get(pk=draft.pk).updated_at == stamped
+    targeted.reply_within_hours = 12
+    targeted.save()
+    assert Draft.objects.get(pk=draft.pk).updated_at > stamped  # the API's updated_since sees it
