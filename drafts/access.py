@@ -69,6 +69,7 @@ ADMIN_PERMISSIONS = {
         "outbox": ("view",),
         "notificationchannel": ("add", "change", "delete", "view"),
         "notification": ("view",),
+        "erasure": ("add", "view"),  # a customer's data erased on request
     },
     "auth": {"user": ("add", "change", "view")},
 }

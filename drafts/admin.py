@@ -6,14 +6,17 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
-from drafts import preview
+from drafts import erasure, preview
+from drafts.erasure import Erasure
 from drafts.fields import describe_flag
 from drafts.models import (
     Draft,
@@ -280,3 +283,79 @@ class SamplingRuleAdmin(admin.ModelAdmin):
 # Chat notification channels and their messages have their admin in a module of their own.
 from drafts import notify_admin  # noqa: E402, F401
 from drafts.api import admin as api_admin  # noqa: E402, F401  (API tokens and callbacks)
+
+
+@admin.register(Erasure)
+class ErasureAdmin(admin.ModelAdmin):
+    """Erasing a customer's data on request (drafts/erasure.py), and the record of each one.
+
+    "Add" is the erasure itself: an address, then a list of what would be erased, then a
+    confirmation. The records cannot be changed or deleted."""
+
+    list_display = ("created_at", "requested_by", "mailbox", "erased")
+    readonly_fields = ("created_at", "requested_by", "address_sha256", "mailbox", "counts")
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    @admin.display(description="Erased")
+    def erased(self, record: Erasure) -> str:
+        return ", ".join(f"{count} {kind}" for kind, count in record.counts.items() if count)
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None
+    ) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = ErasureForm(request.POST or None, initial={"requested_by": request.user.username})
+        found = None
+        if request.method == "POST" and form.is_valid():
+            try:
+                found = erasure.plan(form.cleaned_data["address"], form.cleaned_data["mailbox"])
+            except ValidationError as exc:
+                form.add_error("address", exc.messages[0])
+            else:
+                if found.empty:
+                    messages.info(
+                        request,
+                        _("Nothing is stored about %(address)s.") % {"address": found.address},
+                    )
+                    found = None
+                elif "erase" in request.POST:
+                    erasure.erase(found, form.cleaned_data["requested_by"])
+                    messages.success(
+                        request,
+                        _(
+                            "Erased everything stored about the address; the record keeps only "
+                            "the counts and the address's SHA-256."
+                        ),
+                    )
+                    return redirect("admin:drafts_erasure_changelist")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Erase a customer's data"),
+            "opts": self.model._meta,
+            "form": form,
+            "found": found,
+        }
+        return TemplateResponse(request, "admin/drafts/erasure/add.html", context)
+
+
+class ErasureForm(forms.Form):
+    address = forms.EmailField(
+        label=gettext_lazy("Address"), help_text=gettext_lazy("The customer's email address.")
+    )
+    mailbox = forms.ModelChoiceField(
+        Mailbox.objects.all(),
+        required=False,
+        label=gettext_lazy("Mailbox"),
+        empty_label=gettext_lazy("every mailbox"),
+    )
+    requested_by = forms.CharField(
+        max_length=150,
+        label=gettext_lazy("Requested by"),
+        help_text=gettext_lazy("Who asked for the erasure (kept in its record)."),
+    )

@@ -920,10 +920,11 @@ class ReviewEvent(models.Model):
 
 # The outbox, template replays, daily stats totals and chat notifications live in modules of
 # their own (this one is long enough); importing them here registers their models with Django.
-# So do the REST API's tokens and callbacks (drafts/api/).
+# So do the REST API's tokens and callbacks (drafts/api/) and the records of erasures.
 from drafts.api.callbacks import ApiCallback  # noqa: E402, F401
 from drafts.api.tokens import ApiToken  # noqa: E402, F401
 from drafts.daily import DayTotal, StatsDay  # noqa: E402, F401
+from drafts.erasure import Erasure  # noqa: E402, F401
 from drafts.health import WorkerHeartbeat  # noqa: E402, F401
 from drafts.notify import Notification, NotificationChannel  # noqa: E402, F401
 from drafts.outbox import Outbox  # noqa: E402
