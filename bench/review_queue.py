@@ -33,6 +33,7 @@ CASES = [
     ("supervisor", {"order": "newest"}),
     ("supervisor", {"order": "due"}),
     ("supervisor", {"overdue": "1"}),
+    ("supervisor", {"overdue": "1", "order": "newest"}),
     ("supervisor", {"q": "SmartDesk"}),
     ("supervisor", {"q": "customer4242@example.com"}),
     ("supervisor", {"q": "处理发票"}),

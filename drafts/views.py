@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Count, F, QuerySet
+from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -70,13 +71,25 @@ def _filtered(request: HttpRequest, drafts: QuerySet[Draft]) -> tuple[QuerySet[D
     if get.get("mine") == "1":
         chosen["mine"] = True
         drafts = drafts.filter(assigned_to=request.user)
-    if get.get("overdue") == "1":  # past the reply target, and still not answered
+    if get.get("overdue") == "1":  # applied by the caller: see _overdue
         chosen["overdue"] = True
-        drafts = drafts.filter(status__in=Draft.UNDECIDED_STATUSES, due_at__lt=timezone.now())
     query = get.get("q", "").strip()[:200]
     if search.terms(query):
         chosen["q"] = query
     return drafts, chosen
+
+
+def _overdue(drafts: QuerySet[Draft], oldest_first: bool = False) -> QuerySet[Draft]:
+    """Drafts past their reply target and not yet approved or rejected.
+
+    ``oldest_first``: for a page in order of arrival, the condition is one no index serves,
+    so that the database walks the queue's index from the oldest draft and stops at the
+    first page (the overdue drafts are the oldest) instead of sorting every overdue draft
+    first (SQLite: 100 ms with 30,000 overdue). Counting and the other orders use the
+    ``draft_due`` index.
+    """
+    due = Coalesce("due_at", "due_at") if oldest_first else F("due_at")
+    return drafts.alias(due=due).filter(status__in=Draft.UNDECIDED_STATUSES, due__lt=timezone.now())
 
 
 def _counts(drafts: QuerySet[Draft], query: str | None) -> tuple[Counter, bool]:
@@ -107,12 +120,15 @@ def queue(request: HttpRequest) -> HttpResponse:
         tab = "review"
     visible = drafts_for(request.user)
     filtered, chosen = _filtered(request, visible)
-    counts, at_least = _counts(filtered, chosen.get("q"))
-    if "q" in chosen:
-        filtered = filtered.filter(message_id__in=search.matching_message_ids(chosen["q"]))
     order = request.GET.get("order", "")
     if order not in QUEUE_ORDERS:
         order = ""
+    counted = _overdue(filtered) if "overdue" in chosen else filtered
+    counts, at_least = _counts(counted, chosen.get("q"))
+    if "overdue" in chosen:
+        filtered = _overdue(filtered, oldest_first=order == "")
+    if "q" in chosen:
+        filtered = filtered.filter(message_id__in=search.matching_message_ids(chosen["q"]))
     drafts = (
         filtered.filter(status__in=tabs[tab][1])
         .select_related("message")
