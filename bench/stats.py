@@ -6,7 +6,8 @@ For each database, a fresh one (a new REPLYHUB_VAR_DIR for SQLite; `replyhub_ben
 on postgres://postgres@127.0.0.1:5432/ for PostgreSQL, dropped first and at the end) is
 migrated and seeded with --drafts drafts decided over the last 90 days (five reviewers, every
 intent, three template versions, two mailboxes; 30% rejected with every reason, the rest
-approved, 40% of those after edits, most sent, some failed). Then the stats page is
+approved, 40% of those after edits, most sent, some failed; the emails arrived an hour
+before their drafts were ready, and one mailbox has a reply target). Then the stats page is
 requested through Django's test client, in process, as a supervisor: the default range (30
 days), a 90-day range and one CSV export, and the server time of every request is recorded
 (--requests per case, after two warm-up requests). The very first request, which sums up
@@ -25,6 +26,7 @@ import pagebench
 from pagebench import say
 
 DAYS = 90
+ARRIVAL_TO_READY = timedelta(hours=1)  # the model's queue
 
 
 def cases() -> list[tuple[str, dict[str, str]]]:
@@ -42,6 +44,7 @@ def cases() -> list[tuple[str, dict[str, str]]]:
 def seed(count: int) -> None:
     """Two mailboxes, ``count`` decided drafts over DAYS days; in batches, with progress."""
     from django.contrib.auth.models import User
+    from django.db.models import F
     from django.utils import timezone
 
     from drafts.models import (
@@ -57,6 +60,8 @@ def seed(count: int) -> None:
 
     rng = random.Random(20261126)
     support = Mailbox.default()
+    support.reply_within_hours, support.complaints_within_hours = 24, 4
+    support.save()
     sales = Mailbox.objects.create(name="sales", address="sales@acme.example")
     boss = User.objects.create_user("boss", password="x")
     StaffProfile.objects.create(user=boss, role=StaffProfile.SUPERVISOR)
@@ -113,19 +118,23 @@ def seed(count: int) -> None:
         drafts = []
         for m in messages:
             decided_at = now - timedelta(seconds=rng.uniform(0, DAYS * 86400))
+            ready_at = decided_at - timedelta(seconds=rng.expovariate(1 / 900))
+            received = ready_at - ARRIVAL_TO_READY
+            intent = rng.choice(list(INTENTS))
             product = rng.choice(products)
             text = generated.format(product)
             draft = Draft(
                 message=m,
                 mailbox=m.mailbox,
-                intent=rng.choice(list(INTENTS)),
+                intent=intent,
                 language="en",
                 generated_text=text,
                 reply_text=text,
                 template=rng.choice(templates),
-                ready_at=decided_at - timedelta(seconds=rng.expovariate(1 / 900)),
+                ready_at=ready_at,
                 decided_at=decided_at,
                 decided_by=rng.choice(reviewers),
+                due_at=m.mailbox.due_at(intent, received),
             )
             if rng.random() < 0.3:
                 draft.status = Draft.REJECTED
@@ -140,6 +149,10 @@ def seed(count: int) -> None:
                 draft.edit_distance = distances[key]
             drafts.append(draft)
         Draft.objects.bulk_create(drafts)
+        # created_at (the arrival) is set on insert; the emails came in before their drafts.
+        Draft.objects.filter(pk__in=[d.pk for d in drafts]).update(
+            created_at=F("ready_at") - ARRIVAL_TO_READY
+        )
         say(f"  seeded {first + size:,}/{count:,} in {time.monotonic() - started:.0f} s")
 
 

@@ -648,8 +648,9 @@ class Draft(models.Model):
             ),
             # /metrics: drafts written so far, and those of the last hour.
             models.Index(fields=["ready_at"], name="draft_ready_at"),
-            # The queue's "due soonest" order and its overdue filter; /metrics' overdue count.
-            models.Index(fields=["status", "due_at", "id"], name="draft_due"),
+            # The queue's "due soonest" order and its overdue filter (with created_at, a page
+            # of overdue drafts in order of arrival is sorted from the index alone); /metrics.
+            models.Index(fields=["status", "due_at", "created_at", "id"], name="draft_due"),
         ]
 
     def __str__(self) -> str:

@@ -9,7 +9,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Count, F, QuerySet
-from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -79,17 +78,9 @@ def _filtered(request: HttpRequest, drafts: QuerySet[Draft]) -> tuple[QuerySet[D
     return drafts, chosen
 
 
-def _overdue(drafts: QuerySet[Draft], oldest_first: bool = False) -> QuerySet[Draft]:
-    """Drafts past their reply target and not yet approved or rejected.
-
-    ``oldest_first``: for a page in order of arrival, the condition is one no index serves,
-    so that the database walks the queue's index from the oldest draft and stops at the
-    first page (the overdue drafts are the oldest) instead of sorting every overdue draft
-    first (SQLite: 100 ms with 30,000 overdue). Counting and the other orders use the
-    ``draft_due`` index.
-    """
-    due = Coalesce("due_at", "due_at") if oldest_first else F("due_at")
-    return drafts.alias(due=due).filter(status__in=Draft.UNDECIDED_STATUSES, due__lt=timezone.now())
+def _overdue(drafts: QuerySet[Draft]) -> QuerySet[Draft]:
+    """Drafts past their reply target and not yet approved or rejected (``draft_due``)."""
+    return drafts.filter(status__in=Draft.UNDECIDED_STATUSES, due_at__lt=timezone.now())
 
 
 def _counts(drafts: QuerySet[Draft], query: str | None) -> tuple[Counter, bool]:
@@ -123,15 +114,23 @@ def queue(request: HttpRequest) -> HttpResponse:
     order = request.GET.get("order", "")
     if order not in QUEUE_ORDERS:
         order = ""
-    counted = _overdue(filtered) if "overdue" in chosen else filtered
-    counts, at_least = _counts(counted, chosen.get("q"))
     if "overdue" in chosen:
-        filtered = _overdue(filtered, oldest_first=order == "")
+        filtered = _overdue(filtered)
+    counts, at_least = _counts(filtered, chosen.get("q"))
     if "q" in chosen:
         filtered = filtered.filter(message_id__in=search.matching_message_ids(chosen["q"]))
-    drafts = (
-        filtered.filter(status__in=tabs[tab][1])
-        .select_related("message")
+    # A page is found by its ids alone, which indexes hold in order (or sort small), then
+    # its 50 rows are read: sorting whole rows cost SQLite 100 ms with 30,000 overdue.
+    ids = filtered.filter(status__in=tabs[tab][1]).order_by(*QUEUE_ORDERS[order][1])
+    tab_list = [
+        {"key": key, "label": label, "count": sum(counts.get(s, 0) for s in statuses)}
+        for key, label, statuses in QUEUE_TABS
+    ]
+    paginator = Paginator(ids.values_list("id", flat=True), PAGE_SIZE)
+    paginator.count = next(t["count"] for t in tab_list if t["key"] == tab)  # counted above
+    page = paginator.get_page(request.GET.get("page"))
+    rows = (
+        Draft.objects.select_related("message")
         .only(
             "id",
             "status",
@@ -147,15 +146,9 @@ def queue(request: HttpRequest) -> HttpResponse:
             "message__from_address",
             "message__date",
         )
-        .order_by(*QUEUE_ORDERS[order][1])
+        .in_bulk(list(page.object_list))
     )
-    tab_list = [
-        {"key": key, "label": label, "count": sum(counts.get(s, 0) for s in statuses)}
-        for key, label, statuses in QUEUE_TABS
-    ]
-    paginator = Paginator(drafts, PAGE_SIZE)
-    paginator.count = next(t["count"] for t in tab_list if t["key"] == tab)  # counted above
-    page = paginator.get_page(request.GET.get("page"))
+    page.object_list = [rows[pk] for pk in page.object_list if pk in rows]
     keep = request.GET.copy()
     keep.pop("page", None)
     keep.pop("fragment", None)

@@ -65,7 +65,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name="draft",
-            index=models.Index(fields=["status", "due_at", "id"], name="draft_due"),
+            index=models.Index(fields=["status", "due_at", "created_at", "id"], name="draft_due"),
         ),
         migrations.RunPython(recount_closed_days, migrations.RunPython.noop),
     ]
