@@ -669,6 +669,16 @@ class Draft(models.Model):
         return f"{english} · {chinese}" if chinese else english
 
     @property
+    def awaits_answer_by(self) -> datetime | None:
+        """The due time, while the email still waits for an answer (not yet decided)."""
+        return self.due_at if self.status in self.UNDECIDED_STATUSES else None
+
+    @property
+    def overdue(self) -> bool:
+        due = self.awaits_answer_by
+        return due is not None and due < timezone.now()
+
+    @property
     def was_edited(self) -> bool:
         return _normalized(self.reply_text) != _normalized(self.generated_text)
 

@@ -160,8 +160,6 @@ def queue(request: HttpRequest) -> HttpResponse:
         "chosen": chosen,
         "order": order,
         "orders": [(key, label) for key, (label, _columns) in QUEUE_ORDERS.items()],
-        "now": timezone.now(),
-        "undecided": Draft.UNDECIDED_STATUSES,
         "intents": [(key, f"{en} · {zh}") for key, (en, zh) in INTENTS.items()],
         "mailboxes": mailboxes_for(request.user),
         # The due column, the overdue filter and the due order, where a mailbox has a target.
@@ -227,8 +225,6 @@ def draft_detail(request: HttpRequest, draft_id: int) -> HttpResponse:
             "unsaved_text": request.session.pop(_unsaved_key(draft.pk), ""),
             "reply_text": reply_text,
             "placeholders": placeholders(reply_text) if draft.status == Draft.READY else [],
-            "now": timezone.now(),
-            "undecided": Draft.UNDECIDED_STATUSES,
         },
     )
 
