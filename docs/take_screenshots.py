@@ -3,9 +3,10 @@
     .venv/bin/python docs/take_screenshots.py [--drafts 8]
 
 In a temporary data folder: migrates, imports the demo inbox, has the configured model
-(the bundled one by default) draft the first --drafts emails in one batch, approves one and
-rejects one as a reviewer, then serves ReplyHub with `runserver` and saves the queue (in
-English and in Chinese), a draft beside its email, and the stats into docs/screenshots/.
+(the bundled one by default) draft the first --drafts emails in one batch (the mailbox
+answers within 24 hours, complaints within 4), approves one and rejects one as a reviewer,
+then serves ReplyHub with `runserver` and saves the queue (in English and in Chinese), a
+draft beside its email, and the stats into docs/screenshots/.
 The drafts are the model's own: the pictures show what a reviewer would really see.
 Needs the dev requirements (playwright) and /usr/bin/chromium (`make test` installs both).
 """
@@ -44,6 +45,10 @@ def prepare(count: int) -> dict[str, str]:
     from drafts.tasks import generate_draft
 
     call_command("migrate", verbosity=0)
+    # A reply target, so that the queue shows when each email is due.
+    Mailbox.objects.filter(pk=Mailbox.default().pk).update(
+        reply_within_hours=24, complaints_within_hours=4
+    )
     call_command("import_mail", str(DEMO_INBOX), verbosity=0)
     passwords = {name: secrets.token_urlsafe(10) for name in ("mei", "li")}
     mei = User.objects.create_user("mei", password=passwords["mei"], first_name="Mei")
