@@ -148,7 +148,7 @@ def test_the_draft_page_and_the_api_say_when_it_is_due(client, alice, three_due)
     overdue = three_due[0]
     client.force_login(alice)
     html = client.get(reverse("draft", args=[overdue.pk])).content.decode()
-    assert "overdue by 2\xa0hours" in html.split('class="draft-head"')[1].split("</div>")[0]
+    assert "reply overdue by 2\xa0hours" in html.split('class="draft-head"')[1].split("</div>")[0]
     body = api_for(alice).get(draft_url(overdue)).json()
     due = datetime.fromisoformat(body["due_at"].replace("Z", "+00:00"))
     assert abs(due - overdue.due_at) < timedelta(milliseconds=1)
