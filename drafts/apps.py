@@ -25,6 +25,7 @@ class DraftsConfig(AppConfig):
         post_migrate.connect(grant_admin_access, sender=self)
         post_migrate.connect(schedule_minute_sweeps, sender=self)
         post_migrate.connect(schedule_stats_summaries, sender=self)
+        post_migrate.connect(schedule_retention, sender=self)
 
 
 def ensure_search_index(using: str = "default", **kwargs: object) -> None:
@@ -123,5 +124,26 @@ def schedule_stats_summaries(using: str = "default", **kwargs: object) -> None:
             "schedule_type": Schedule.DAILY,
             "repeats": -1,
             "next_run": timezone.make_aware(datetime.combine(tomorrow, time(0, 10))),
+        },
+    )
+
+
+def schedule_retention(using: str = "default", **kwargs: object) -> None:
+    """Every night at 03:30 the I/O workers apply the retention period (drafts/retention.py;
+    with REPLYHUB_RETENTION_DAYS=0 the task finds nothing to do)."""
+    from datetime import datetime, time, timedelta
+
+    from django.utils import timezone
+    from django_q.models import Schedule
+
+    tomorrow = timezone.localdate() + timedelta(days=1)
+    Schedule.objects.using(using).update_or_create(
+        func="drafts.retention.apply_retention",
+        defaults={
+            "name": "Retention: remove the content of emails handled long ago",
+            "schedule_type": Schedule.DAILY,
+            "repeats": -1,
+            "cluster": settings.REPLYHUB_IO_QUEUE,
+            "next_run": timezone.make_aware(datetime.combine(tomorrow, time(3, 30))),
         },
     )

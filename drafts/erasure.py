@@ -112,25 +112,13 @@ def plan(address: str, mailbox: Mailbox | None = None) -> Plan:
 
 def erase(found: Plan, requested_by: str) -> Erasure:
     """Delete what ``found`` lists, in one transaction, and record that it was done."""
-    from drafts.notify import Notification
-    from drafts.replay import TemplateReplay
-
     draft_ids = list(
         Draft.objects.filter(message_id__in=found.message_ids).values_list("pk", flat=True)
     )
     counts = dict(found.counts)
-    with _overwriting_freed_pages():
+    with leaving_no_trace():
         with transaction.atomic():
-            counts["notifications"] = Notification.objects.filter(
-                event=Notification.SEND_FAILED, payload__draft__id__in=draft_ids
-            ).delete()[0]
-            counts["replay report rows"] = 0
-            erased = set(draft_ids)
-            for replay in TemplateReplay.objects.iterator():
-                kept = [row for row in replay.rows if row.get("draft") not in erased]
-                if len(kept) != len(replay.rows):
-                    counts["replay report rows"] += len(replay.rows) - len(kept)
-                    TemplateReplay.objects.filter(pk=replay.pk).update(rows=kept)
+            counts |= drop_quotes(draft_ids)
             Message.objects.filter(pk__in=found.message_ids).delete()
             Thread.objects.filter(pk__in=found.thread_ids).delete()
             record = Erasure.objects.create(
@@ -139,23 +127,49 @@ def erase(found: Plan, requested_by: str) -> Erasure:
                 mailbox=found.mailbox.name if found.mailbox else "",
                 counts=counts,
             )
-        if connection.vendor == "sqlite":
-            with connection.cursor() as cursor:
-                # Deleted index entries are dropped for good when the segments merge.
-                cursor.execute(
-                    "INSERT INTO drafts_message_fts(drafts_message_fts) VALUES ('optimize')"
-                )
-                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return record
 
 
+def drop_quotes(draft_ids: list[int]) -> dict[str, int]:
+    """Delete what other records quote of these drafts' emails and replies: the failure
+    notifications (subject, recipient) and the rows of template replay reports (what a
+    candidate template wrote). How many of each."""
+    from drafts.notify import Notification
+    from drafts.replay import TemplateReplay
+
+    notifications = Notification.objects.filter(
+        event=Notification.SEND_FAILED, payload__draft__id__in=draft_ids
+    ).delete()[0]
+    rows, dropped = set(draft_ids), 0
+    for replay in TemplateReplay.objects.iterator():
+        kept = [row for row in replay.rows if row.get("draft") not in rows]
+        if len(kept) != len(replay.rows):
+            dropped += len(replay.rows) - len(kept)
+            TemplateReplay.objects.filter(pk=replay.pk).update(rows=kept)
+    return {"notifications": notifications, "replay report rows": dropped}
+
+
 @contextmanager
-def _overwriting_freed_pages() -> Iterator[None]:
-    """On SQLite, what is deleted meanwhile is overwritten with zeros (``secure_delete``;
-    some builds have it on by default, others not); the connection's setting is restored."""
+def leaving_no_trace() -> Iterator[None]:
+    """Around deletions of personal data. On SQLite, what is deleted meanwhile is overwritten
+    with zeros (``secure_delete``; some builds have it on by default, others not), then,
+    once committed, the search index is merged (a deleted entry is dropped for good only
+    when its segment merges) and the write-ahead log checkpointed, so that the text is gone
+    from the database files. PostgreSQL needs none of this (its old row versions go at the
+    next vacuum)."""
     if connection.vendor != "sqlite":
         yield
         return
+    with _secure_delete():
+        yield
+    # At once outside a transaction; SQLite cannot merge the index inside one that still
+    # has statements open on it.
+    transaction.on_commit(_merge_search_index)
+
+
+@contextmanager
+def _secure_delete() -> Iterator[None]:
+    """SQLite's secure_delete on for a while; the connection's own setting restored after."""
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA secure_delete")
         before = cursor.fetchone()[0]
@@ -165,3 +179,9 @@ def _overwriting_freed_pages() -> Iterator[None]:
     finally:
         with connection.cursor() as cursor:
             cursor.execute(f"PRAGMA secure_delete = {int(before)}")
+
+
+def _merge_search_index() -> None:
+    with _secure_delete(), connection.cursor() as cursor:
+        cursor.execute("INSERT INTO drafts_message_fts(drafts_message_fts) VALUES ('optimize')")
+        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")

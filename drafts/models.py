@@ -287,6 +287,12 @@ class Message(models.Model):
     )
     defects = models.JSONField(default=list)
     received_at = models.DateTimeField(auto_now_add=True)
+    redacted_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When the retention period removed the content (drafts/retention.py).",
+    )
     search_text = models.TextField(
         blank=True,
         editable=False,

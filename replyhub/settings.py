@@ -196,6 +196,13 @@ else:
 REPLYHUB_FEW_SHOT_EXAMPLES = envint("REPLYHUB_FEW_SHOT_EXAMPLES", "0")
 # Sending: attempts after temporary failures (4xx, connection trouble) before giving up.
 REPLYHUB_SEND_MAX_ATTEMPTS = envint("REPLYHUB_SEND_MAX_ATTEMPTS", "8")
+# Days after which a handled email's content is removed, its numbers kept for the stats
+# (drafts/retention.py, every night); 0: kept for ever.
+REPLYHUB_RETENTION_DAYS = envint("REPLYHUB_RETENTION_DAYS", "0")
+if REPLYHUB_RETENTION_DAYS < 0:
+    raise ImproperlyConfigured(
+        f"REPLYHUB_RETENTION_DAYS must be 0 (keep for ever) or more, not {REPLYHUB_RETENTION_DAYS}."
+    )
 # Seconds an approved reply waits before it is sent, so that its reviewer can undo the
 # approval (0: sent at once). The worker's scheduler looks every 30 s, so a reply goes out
 # up to half a minute after its window closes.
