@@ -24,8 +24,7 @@ class DraftsConfig(AppConfig):
         post_migrate.connect(ensure_search_index, sender=self)
         post_migrate.connect(grant_admin_access, sender=self)
         post_migrate.connect(schedule_minute_sweeps, sender=self)
-        post_migrate.connect(schedule_stats_summaries, sender=self)
-        post_migrate.connect(schedule_retention, sender=self)
+        post_migrate.connect(schedule_nightly, sender=self)
 
 
 def ensure_search_index(using: str = "default", **kwargs: object) -> None:
@@ -109,41 +108,33 @@ def schedule_minute_sweeps(using: str = "default", **kwargs: object) -> None:
             schedule.delete()
 
 
-def schedule_stats_summaries(using: str = "default", **kwargs: object) -> None:
-    """Every night a worker sums up the day that ended, so no stats page waits for it."""
+# The tasks a worker runs every night: (function, local time, on the I/O queue?, name).
+NIGHTLY = [
+    # Sums up the day that ended, so that no stats page waits for it.
+    ("drafts.daily.summarize_recent", (0, 10), False, "Stats: sum up the days that ended"),
+    # The retention period (drafts/retention.py; with REPLYHUB_RETENTION_DAYS=0, nothing).
+    ("drafts.retention.apply_retention", (3, 30), True,
+     "Retention: remove the content of emails handled long ago"),
+]  # fmt: skip
+
+
+def schedule_nightly(using: str = "default", **kwargs: object) -> None:
+    """Every night a worker runs each of NIGHTLY at its time (created or updated after
+    migrate), on its queue."""
     from datetime import datetime, time, timedelta
 
     from django.utils import timezone
     from django_q.models import Schedule
 
     tomorrow = timezone.localdate() + timedelta(days=1)
-    Schedule.objects.using(using).update_or_create(
-        func="drafts.daily.summarize_recent",
-        defaults={
-            "name": "Stats: sum up the days that ended",
-            "schedule_type": Schedule.DAILY,
-            "repeats": -1,
-            "next_run": timezone.make_aware(datetime.combine(tomorrow, time(0, 10))),
-        },
-    )
-
-
-def schedule_retention(using: str = "default", **kwargs: object) -> None:
-    """Every night at 03:30 the I/O workers apply the retention period (drafts/retention.py;
-    with REPLYHUB_RETENTION_DAYS=0 the task finds nothing to do)."""
-    from datetime import datetime, time, timedelta
-
-    from django.utils import timezone
-    from django_q.models import Schedule
-
-    tomorrow = timezone.localdate() + timedelta(days=1)
-    Schedule.objects.using(using).update_or_create(
-        func="drafts.retention.apply_retention",
-        defaults={
-            "name": "Retention: remove the content of emails handled long ago",
-            "schedule_type": Schedule.DAILY,
-            "repeats": -1,
-            "cluster": settings.REPLYHUB_IO_QUEUE,
-            "next_run": timezone.make_aware(datetime.combine(tomorrow, time(3, 30))),
-        },
-    )
+    for func, (hour, minute), on_io, name in NIGHTLY:
+        Schedule.objects.using(using).update_or_create(
+            func=func,
+            defaults={
+                "name": name,
+                "schedule_type": Schedule.DAILY,
+                "repeats": -1,
+                "cluster": settings.REPLYHUB_IO_QUEUE if on_io else None,
+                "next_run": timezone.make_aware(datetime.combine(tomorrow, time(hour, minute))),
+            },
+        )
