@@ -20,6 +20,7 @@ from drafts.models import Attachment, Draft, Message, ReviewEvent
 from drafts.notify import Notification, NotificationChannel
 from drafts.outbox import Outbox
 from drafts.sending import send_outbox
+from tests.apiclient import api_for
 from tests.conftest import make_ready_draft
 
 pytestmark = pytest.mark.django_db
@@ -117,6 +118,15 @@ def test_handled_mail_loses_its_content_and_keeps_its_numbers(history, client, c
 
 def test_the_pages_of_a_redacted_email_say_what_happened(history, client, alice):
     retention.apply_retention(90)
+    message = Message.objects.get(pk=history["sent"].message_id)
+    body = api_for(alice).get(f"/api/v1/messages/{message.pk}").json()
+    assert body["redacted_at"] and (body["subject"], body["from_address"], body["text"]) == (
+        "",
+        "",
+        "",
+    )
+    kept = api_for(alice).get(f"/api/v1/messages/{history['waiting'].message_id}").json()
+    assert kept["redacted_at"] is None and kept["subject"]
     client.force_login(alice)
     html = client.get(reverse("draft", args=[history["sent"].pk])).content.decode()
     assert "The content of this email was removed on" in html

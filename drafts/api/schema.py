@@ -139,6 +139,11 @@ MESSAGE_PROPERTIES: dict[str, Any] = {
     "to": STRING,
     "date": _nullable(DATETIME),
     "received_at": DATETIME,
+    "redacted_at": {
+        **_nullable(DATETIME),
+        "description": "When the retention period removed the message's content (its text, "
+        "addresses and subject are then empty); null while it is kept.",
+    },
     "size": {**INTEGER, "description": "Bytes of the raw message."},
     "no_draft_reason": _nullable(
         {

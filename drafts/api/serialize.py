@@ -156,6 +156,7 @@ def message_json(base: str, message: Message, text: bool = False) -> dict[str, A
         "to": message.to,
         "date": message.date,
         "received_at": message.received_at,
+        "redacted_at": message.redacted_at,
         "size": message.size,
         "no_draft_reason": message.auto_kind or None,
         "defects": list(message.defects or []),
