@@ -231,13 +231,17 @@ def generate_draft(draft_id: int) -> str:
         notify_api_callbacks(ids)
         return "failed"
     model_name = getattr(backend, "model_name", settings.REPLYHUB_MODEL)
-    message_ids = {d.pk: d.message_id for d in batch}
+    drafts_by_pk = {d.pk: d for d in batch}
     for pk, outcome in outcomes.items():
-        _store(pk, outcome, used[pk], model_name)
+        _store(drafts_by_pk[pk], outcome, used[pk], model_name)
         log.info(
             "Draft %s ready",
             pk,
-            extra={"draft_id": pk, "message_id": message_ids[pk], "task": "generate_draft"},
+            extra={
+                "draft_id": pk,
+                "message_id": drafts_by_pk[pk].message_id,
+                "task": "generate_draft",
+            },
         )
     notify_api_callbacks(ids)  # drafts submitted through the API with a callback URL
     log.info("Drafted %d: %s", len(ids), ids, extra=task)
@@ -285,12 +289,10 @@ def backend_options() -> dict[str, object]:
     return {"device": settings.REPLYHUB_DEVICE}
 
 
-def _store(pk: int, outcome: DraftOutcome, template: PromptTemplate, model_name: str) -> None:
-    # The intent is known now: a complaint may have a shorter reply target.
-    mailbox_id, received = Draft.objects.values_list("mailbox_id", "created_at").get(pk=pk)
-    due_at = Mailbox.objects.get(pk=mailbox_id).due_at(outcome.intent, received)
-    Draft.objects.filter(pk=pk, status=Draft.GENERATING).update(
-        due_at=due_at,
+def _store(draft: Draft, outcome: DraftOutcome, template: PromptTemplate, model_name: str) -> None:
+    Draft.objects.filter(pk=draft.pk, status=Draft.GENERATING).update(
+        # The intent is known now: a complaint may have a shorter reply target.
+        due_at=draft.message.mailbox.due_at(outcome.intent, draft.created_at),
         status=Draft.READY,
         intent=outcome.intent,
         confidence=outcome.confidence,
