@@ -96,7 +96,7 @@ def overdue_drafts(now: datetime) -> Iterator[Metric]:
     yield GaugeMetricFamily(
         "replyhub_drafts_overdue",
         "Drafts not yet approved or rejected whose email is past its reply target.",
-        value=Draft.objects.filter(status__in=Draft.UNDECIDED_STATUSES, due_at__lt=now).count(),
+        value=Draft.objects.overdue(now).count(),
     )
 
 

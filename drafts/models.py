@@ -520,6 +520,10 @@ class DraftQuerySet(models.QuerySet):
             kwargs.setdefault("updated_at", timezone.now())
         return super().update(**kwargs)
 
+    def overdue(self, now: datetime | None = None) -> DraftQuerySet:
+        """Past the reply target and not yet approved or rejected (index ``draft_due``)."""
+        return self.filter(status__in=Draft.UNDECIDED_STATUSES, due_at__lt=now or timezone.now())
+
 
 class Draft(models.Model):
     """The model's proposed reply to one message, and its review."""

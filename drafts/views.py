@@ -70,17 +70,13 @@ def _filtered(request: HttpRequest, drafts: QuerySet[Draft]) -> tuple[QuerySet[D
     if get.get("mine") == "1":
         chosen["mine"] = True
         drafts = drafts.filter(assigned_to=request.user)
-    if get.get("overdue") == "1":  # applied by the caller: see _overdue
+    if get.get("overdue") == "1":
         chosen["overdue"] = True
+        drafts = drafts.overdue()
     query = get.get("q", "").strip()[:200]
     if search.terms(query):
         chosen["q"] = query
     return drafts, chosen
-
-
-def _overdue(drafts: QuerySet[Draft]) -> QuerySet[Draft]:
-    """Drafts past their reply target and not yet approved or rejected (``draft_due``)."""
-    return drafts.filter(status__in=Draft.UNDECIDED_STATUSES, due_at__lt=timezone.now())
 
 
 def _counts(drafts: QuerySet[Draft], query: str | None) -> tuple[Counter, bool]:
@@ -114,8 +110,6 @@ def queue(request: HttpRequest) -> HttpResponse:
     order = request.GET.get("order", "")
     if order not in QUEUE_ORDERS:
         order = ""
-    if "overdue" in chosen:
-        filtered = _overdue(filtered)
     counts, at_least = _counts(filtered, chosen.get("q"))
     if "q" in chosen:
         filtered = filtered.filter(message_id__in=search.matching_message_ids(chosen["q"]))
