@@ -48,9 +48,12 @@ def attachments_for(user: object) -> QuerySet[Attachment]:
     return Attachment.objects.filter(message__mailbox__reviewers=user)
 
 
-def reviewers_of(mailbox: Mailbox) -> QuerySet:
-    """Who may answer ``mailbox``'s mail: its reviewers, supervisors and admins."""
-    staff = Q(review_mailboxes=mailbox) | Q(is_superuser=True)
+def reviewers_of(mailbox: Mailbox | QuerySet[Mailbox]) -> QuerySet:
+    """Who may answer ``mailbox``'s mail (or that of any of several): its reviewers,
+    supervisors and admins."""
+    several = isinstance(mailbox, QuerySet)
+    staff = Q(review_mailboxes__in=mailbox) if several else Q(review_mailboxes=mailbox)
+    staff |= Q(is_superuser=True)
     staff |= Q(profile__role__in=[StaffProfile.SUPERVISOR, StaffProfile.ADMIN])
     return get_user_model().objects.filter(staff, is_active=True).distinct().order_by("username")
 

@@ -814,6 +814,36 @@ class Draft(models.Model):
             reject_note=note,
         )
 
+    def reopen(self, user: object, hold: bool = True) -> bool:
+        """Take a rejection back: the draft awaits review again with its text (held for
+        ``user`` with ``hold``: they are about to answer it) and the stats forget the
+        decision. Not once the retention period has removed the email's content."""
+        from drafts import daily  # it imports this module
+
+        if Message.objects.filter(pk=self.message_id, redacted_at__isnull=False).exists():
+            return False
+        decided = self.decided_at
+        event = {
+            "user": user,
+            "action": ReviewEvent.REOPEN,
+            "text_before": self.reply_text,
+            "reason": self.reject_reason,
+            "note": self.reject_note,
+        }
+        now = timezone.now()
+        return self._transition(
+            [self.REJECTED],
+            event,
+            then=lambda draft: daily.forget(decided),
+            status=self.READY,
+            decided_at=None,
+            decided_by=None,
+            reject_reason="",
+            reject_note="",
+            claimed_by=user if hold else None,
+            claimed_until=now + timedelta(minutes=self.CLAIM_MINUTES) if hold else None,
+        )
+
     def retry_generation(self, user: object | None) -> bool:
         """Queue a failed draft for the model again."""
         event = {"user": user, "action": ReviewEvent.RETRY, "note": self.error}
@@ -902,7 +932,7 @@ class ReviewEvent(models.Model):
     )
     REGENERATE, REASSIGN = "regenerate", "reassign"
     SEND_UNCERTAIN, CONFIRM_SENT = "send_uncertain", "confirm_sent"
-    UNDO = "undo"
+    UNDO, REOPEN = "undo", "reopen"
     ACTIONS = [
         (EDIT, gettext_lazy("Edited")),
         (APPROVE, gettext_lazy("Approved")),
@@ -916,6 +946,7 @@ class ReviewEvent(models.Model):
         (SEND_UNCERTAIN, gettext_lazy("Delivery uncertain")),
         (CONFIRM_SENT, gettext_lazy("Confirmed as delivered")),
         (UNDO, gettext_lazy("Approval undone before sending")),
+        (REOPEN, gettext_lazy("Rejection taken back")),
     ]
 
     draft = models.ForeignKey(Draft, on_delete=models.CASCADE, related_name="events")

@@ -8,6 +8,7 @@ from drafts import language, mail_views, views
 
 urlpatterns = [
     path("", views.queue, name="queue"),
+    path("drafts/bulk/", views.queue_bulk, name="queue_bulk"),
     path("drafts/<int:draft_id>/", views.draft_detail, name="draft"),
     path("drafts/<int:draft_id>/action/", views.draft_action, name="draft_action"),
     path("drafts/<int:draft_id>/claim/", views.draft_claim, name="draft_claim"),

@@ -13,11 +13,12 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
-from drafts import charts, fields, search, stats
+from drafts import bulk, charts, fields, search, stats
 from drafts.access import drafts_for, mailboxes_for, reviewers_of, supervisor_required
 from drafts.context_processors import UNDO_OFFERS
 from drafts.models import Draft, Outbox, PromptTemplate
@@ -41,6 +42,15 @@ QUEUE_ORDERS = {
 }
 PAGE_SIZE = 50
 SEARCH_COUNT_LIMIT = 1000
+# What may be done to several drafts of a tab at once (none on "sent": nothing to undo there).
+BULK_ACTIONS = {
+    "review": ("reject", "assign"),
+    "pending": ("assign",),
+    "problems": ("assign",),
+    "rejected": ("reopen",),
+}
+# The drafts a bulk rejection has just rejected, offered back on the next queue page.
+JUST_REJECTED = "bulk-rejected"
 
 
 def _get_draft(request: HttpRequest, draft_id: int) -> Draft:
@@ -135,6 +145,7 @@ def queue(request: HttpRequest) -> HttpResponse:
             "send_error",
             "created_at",
             "due_at",
+            "version",
             "message__subject",
             "message__from_name",
             "message__from_address",
@@ -165,8 +176,91 @@ def queue(request: HttpRequest) -> HttpResponse:
         "at_least": at_least,
         "search_count_limit": SEARCH_COUNT_LIMIT,
     }
-    template = "drafts/_queue_table.html" if request.GET.get("fragment") else "drafts/queue.html"
-    return render(request, template, context)
+    context["bulk_actions"] = BULK_ACTIONS.get(tab, ())
+    if request.GET.get("fragment"):
+        return render(request, "drafts/_queue_table.html", context)
+    if "assign" in context["bulk_actions"]:
+        context["assignees"] = reviewers_of(context["mailboxes"])
+    context["reject_reasons"] = Draft.REJECT_REASONS
+    context["just_rejected"] = request.session.pop(JUST_REJECTED, [])
+    return render(request, "drafts/queue.html", context)
+
+
+@login_required
+@require_POST
+def queue_bulk(request: HttpRequest) -> HttpResponse:
+    """Reject, assign or reopen the drafts ticked in the queue, each as on its own page."""
+    back = request.POST.get("back", "")
+    if not url_has_allowed_host_and_scheme(back, {request.get_host()}) or not back.startswith("/"):
+        back = reverse("queue")
+    try:
+        selection = bulk.parse_selection(request.POST.getlist("draft"))
+    except bulk.SelectionError as exc:
+        messages.error(request, str(exc))
+        return redirect(back)
+    action = request.POST.get("action", "")
+    if action == "reject":
+        reason = request.POST.get("reason", "")
+        if reason not in dict(Draft.REJECT_REASONS):
+            messages.error(request, _("Choose a reason to reject the selected drafts."))
+            return redirect(back)
+        outcome = bulk.reject(request.user, selection, reason, request.POST.get("note", "").strip())
+        done = ngettext(
+            "Rejected %(count)s draft.", "Rejected %(count)s drafts.", len(outcome.done)
+        )
+        if outcome.done:
+            request.session[JUST_REJECTED] = [d.pk for d in outcome.done]
+    elif action == "assign":
+        to = request.POST.get("to", "")
+        if to != "nobody" and not to.isdigit():
+            messages.error(request, _("Choose whom to assign the selected drafts to."))
+            return redirect(back)
+        outcome = bulk.assign(request.user, selection, int(to) if to.isdigit() else None)
+        if to.isdigit():
+            done = ngettext(
+                "Assigned %(count)s draft to %(user)s.",
+                "Assigned %(count)s drafts to %(user)s.",
+                len(outcome.done),
+            )
+        else:
+            done = ngettext(
+                "Unassigned %(count)s draft.", "Unassigned %(count)s drafts.", len(outcome.done)
+            )
+    elif action == "reopen":
+        outcome = bulk.reopen(request.user, selection)
+        done = ngettext(
+            "%(count)s draft is back in review.",
+            "%(count)s drafts are back in review.",
+            len(outcome.done),
+        )
+    else:
+        messages.error(request, _("Unknown action %(action)s.") % {"action": repr(action)})
+        return redirect(back)
+    if outcome.done:
+        assignee = outcome.done[0].assigned_to if action == "assign" else None
+        messages.success(request, done % {"count": len(outcome.done), "user": assignee})
+    if outcome.skipped:
+        messages.warning(request, _skipped_report(outcome.skipped))
+    return redirect(back)
+
+
+def _skipped_report(skipped: list[tuple[Draft | int, str]], shown: int = 10) -> str:
+    """The drafts a bulk action left as they were, each with the reason, the first few."""
+    parts = []
+    for draft, why in skipped[:shown]:
+        if isinstance(draft, Draft):
+            name = f"“{(draft.message.subject or _('(no subject)'))[:60]}”"
+        else:
+            name = _("draft %(id)s") % {"id": draft}
+        parts.append(f"{name} ({why})")
+    report = ngettext(
+        "%(count)s draft was left as it was: %(drafts)s",
+        "%(count)s drafts were left as they were: %(drafts)s",
+        len(skipped),
+    ) % {"count": len(skipped), "drafts": "; ".join(parts)}
+    if len(skipped) > shown:
+        report += " " + _("and %(count)s more.") % {"count": len(skipped) - shown}
+    return report
 
 
 @login_required
@@ -291,6 +385,9 @@ def draft_action(request: HttpRequest, draft_id: int) -> HttpResponse:
         to = reviewers_of(draft.message.mailbox).filter(pk=request.POST.get("to") or 0).first()
         ok = draft.reassign(request.user, to)
         notice = _("Assigned to %(user)s.") % {"user": to} if to else _("Unassigned.")
+    elif action == "reopen":
+        ok = draft.reopen(request.user)
+        notice = _("The rejection is taken back: the draft awaits review, held for you.")
     elif action == "undo":
         delivery = draft.delivery
         ok = bool(delivery) and delivery.stop(request.user)

@@ -289,6 +289,40 @@ def test_the_queue_shows_new_drafts_without_a_reload(visit, mailbox, alice):
     assert page.evaluate("window.__sameDocument") is True
 
 
+def test_a_reviewer_rejects_several_drafts_at_once_and_takes_it_back(visit, mailbox, alice):
+    first = make_ready_draft(mailbox)
+    second = make_ready_draft(mailbox, "with_attachment.eml")
+    page = visit("alice").page
+    page.clock.install()
+    page.goto("/")
+    count = page.locator("#bulk-count")
+    reject = page.get_by_role("button", name="Reject selected")
+    expect(count).to_have_text("Tick drafts to act on several at once.")
+    expect(reject).to_be_disabled()
+    page.get_by_label("Select all on this page").check()
+    expect(count).to_have_text("2 selected:")
+    page.get_by_label(f"Select {PRICING}").uncheck()
+    expect(count).to_have_text("1 selected:")
+    expect(page.get_by_label("Select all on this page")).not_to_be_checked()
+    # A draft arriving meanwhile does not reshuffle the rows under the reviewer's ticks.
+    third = make_ready_draft(mailbox, "chinese_gb2312.eml")
+    page.clock.run_for(16_000)
+    expect_listed(page, first, second)
+    page.get_by_label(f"Select {PRICING}").check()
+    page.locator("#bulk select[name=reason]").select_option(label="No reply needed")
+    page.locator("#bulk input[name=note]").fill("Newsletter replies")
+    reject.click()
+    expect(page.locator(".notice.success")).to_have_text("Rejected 2 drafts.")
+    expect_listed(page, third)
+    expect(page.locator("[data-tab=rejected] .count")).to_have_text("2")
+
+    page.get_by_role("button", name="Take the rejections back").click()
+    expect(page.locator(".notice.success")).to_have_text("2 drafts are back in review.")
+    expect_listed(page, first, second, third)
+    page.goto(f"/drafts/{first.pk}/")
+    expect(page.locator("ol.history")).to_contain_text("Rejection taken back by alice")
+
+
 def hostile_email() -> bytes:
     """An email with the XSS corpus in its subject, sender, HTML and attachment names."""
     message = EmailMessage(policy=policy.SMTP)

@@ -113,6 +113,18 @@ def test_flash_messages_follow_the_language(client, alice, mailbox):
 
 
 @pytest.mark.django_db
+def test_a_chinese_reviewer_acts_on_several_drafts_in_chinese(client, alice, mailbox):
+    drafts = [make_ready_draft(mailbox), make_ready_draft(mailbox, "with_attachment.eml")]
+    login(client, alice, "zh-hans")
+    assert ">驳回所选</button>" in client.get(reverse("queue")).text
+    ticked = [f"{d.pk}:{d.version}" for d in drafts]
+    response = client.post(
+        reverse("queue_bulk"), {"action": "reject", "reason": "tone", "draft": ticked}, follow=True
+    )
+    assert [str(m) for m in response.context["messages"]] == ["已驳回 2 份草稿。"]
+    assert "您驳回了 2 份草稿；没有发送任何邮件。" in response.text
+
+
 def test_statuses_reject_reasons_and_history_are_in_chinese(client, alice, mailbox):
     draft = make_ready_draft(mailbox)
     login(client, alice, "zh-hans")
@@ -368,14 +380,22 @@ def test_every_message_has_a_translation():
     po = catalogue()
     assert [e.msgid for e in po.fuzzy_entries()] == []
     assert [e.msgid for e in po.obsolete_entries()] == []
-    assert [e.msgid for e in po if not e.msgstr.strip()] == []
+    assert [e.msgid for e in po if not all(t.strip() for t in translations(e))] == []
+
+
+def translations(entry: polib.POEntry) -> list[str]:
+    """An entry's texts: one, or one per plural form (Chinese has one form)."""
+    return list(entry.msgstr_plural.values()) if entry.msgid_plural else [entry.msgstr]
 
 
 def test_translations_keep_the_placeholders():
     for entry in catalogue():
-        assert sorted(PLACEHOLDER.findall(entry.msgstr)) == sorted(
-            PLACEHOLDER.findall(entry.msgid)
-        ), entry.msgid
+        # Each plural form says the count: its placeholders are the plural msgid's.
+        source = entry.msgid_plural or entry.msgid
+        for text in translations(entry):
+            assert sorted(PLACEHOLDER.findall(text)) == sorted(PLACEHOLDER.findall(source)), (
+                entry.msgid
+            )
 
 
 def marked_in_templates() -> set[tuple[str | None, str]]:
@@ -406,7 +426,8 @@ def marked_in_python() -> set[tuple[str | None, str]]:
                 a.value if isinstance(a, ast.Constant) and isinstance(a.value, str) else None
                 for a in node.args
             ]
-            if node.func.id in ("_", "gettext", "gettext_lazy") and literals and literals[0]:
+            singular = ("_", "gettext", "gettext_lazy", "ngettext", "ngettext_lazy")
+            if node.func.id in singular and literals and literals[0]:
                 found.add((None, literals[0]))
             elif node.func.id in ("pgettext", "pgettext_lazy") and len(literals) == 2:
                 if None not in literals:
@@ -415,7 +436,7 @@ def marked_in_python() -> set[tuple[str | None, str]]:
 
 
 def test_every_marked_string_is_in_the_catalogue():
-    translated = {(e.msgctxt, e.msgid) for e in catalogue() if e.msgstr}
+    translated = {(e.msgctxt, e.msgid) for e in catalogue() if all(translations(e))}
     marked = marked_in_templates() | marked_in_python()
     assert len(marked) > 100
     assert sorted(marked - translated, key=str) == []

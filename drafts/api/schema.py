@@ -577,6 +577,18 @@ def openapi() -> dict[str, Any]:
                     parameters=_path_id("draft_id"),
                 )
             },
+            "/api/v1/drafts/{draft_id}/reopen": {
+                "post": _operation(
+                    "reopenDraft",
+                    "Take back a rejection; the draft is back in review with its text",
+                    {"200": _json(_ref("Draft"), "Reopened: awaiting review again")},
+                    *("403", "404", "409"),
+                    description="The stats forget the rejection. 409 not_rejected when the "
+                    "draft is not rejected; 409 redacted when the retention period has "
+                    "removed its email's content.",
+                    parameters=_path_id("draft_id"),
+                )
+            },
             "/api/v1/analyse": {
                 "post": _operation(
                     "analyse",

@@ -341,6 +341,29 @@ def draft_undo(request: HttpRequest, draft_id: int) -> dict[str, Any]:
     )
 
 
+@api_view("POST", write=("POST",))
+def draft_reopen(request: HttpRequest, draft_id: int) -> dict[str, Any]:
+    """Take back a rejection; the draft is back in review with its text."""
+    draft = _draft_for_decision(request, draft_id)
+    if draft.reopen(request.user, hold=False):
+        return _decided(request, draft)
+    draft.refresh_from_db()
+    current = {"status": draft.status, "version": draft.version}
+    if draft.status == Draft.REJECTED:  # still rejected: its email's content is gone
+        raise ApiError(
+            409,
+            "redacted",
+            "The retention period has removed this email's content; it cannot be answered.",
+            details=current,
+        )
+    raise ApiError(
+        409,
+        "not_rejected",
+        f"No rejection to take back: the draft is “{draft.status}”.",
+        details=current,
+    )
+
+
 # --- Analysis ------------------------------------------------------------------------------
 
 # One analysis at a time per web process: the model's decoding state is not shared safely
