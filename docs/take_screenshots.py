@@ -5,8 +5,9 @@
 In a temporary data folder: migrates, imports the demo inbox, has the configured model
 (the bundled one by default) draft the first --drafts emails in one batch (the mailbox
 answers within 24 hours, complaints within 4), approves one and rejects one as a reviewer,
-then serves ReplyHub with `runserver` and saves the queue (in English and in Chinese), a
-draft beside its email, and the stats into docs/screenshots/.
+adds a note and three saved replies, then serves ReplyHub with `runserver` and saves the
+queue (in English and in Chinese), a draft beside its email, and the stats into
+docs/screenshots/.
 The drafts are the model's own: the pictures show what a reviewer would really see.
 Needs the dev requirements (playwright) and /usr/bin/chromium (`make test` installs both).
 """
@@ -41,7 +42,7 @@ def prepare(count: int) -> dict[str, str]:
     from django.core.management import call_command
 
     from drafts.management.commands.run import DEMO_INBOX
-    from drafts.models import Draft, Mailbox, StaffProfile
+    from drafts.models import Draft, Mailbox, SavedReply, StaffProfile
     from drafts.tasks import generate_draft
 
     call_command("migrate", verbosity=0)
@@ -64,7 +65,32 @@ def prepare(count: int) -> dict[str, str]:
     if len(ready) >= 3:
         ready[-1].approve(li, ready[-1].reply_text)
         ready[-2].reject(li, "wrong_facts", "We do not offer a 30% discount.")
+    if ready:
+        ready[0].add_note(li, "The customer also called the hotline this morning.")
+    for title, language, text in SAVED_REPLIES:
+        SavedReply.objects.create(title=title, language=language, text=text, updated_by=mei)
     return passwords
+
+
+# Saved replies as a team would keep them, for the draft page's list.
+SAVED_REPLIES = [
+    (
+        "退款流程",
+        "zh",
+        "关于订单 {order_number} 的退款：请回复您的开户行和账号，我们会在 3 个工作日内处理。",
+    ),
+    (
+        "Opening hours",
+        "en",
+        "Our support team is there Monday to Friday, 9:00-18:00 China Standard Time.",
+    ),
+    (
+        "Password reset",
+        "",
+        "To reset your password, choose “Forgot password” on {company_name}'s sign-in "
+        "page; the link we email you works for 30 minutes.",
+    ),
+]
 
 
 def free_port() -> int:
@@ -110,6 +136,8 @@ def shoot(base: str, password: str) -> None:
         field = page.locator("table.fields a.field").first
         if field.count():
             field.click()  # its place in the email lights up
+        if page.locator("#saved-replies summary").count():
+            page.click("#saved-replies summary")  # the saved replies this draft is offered
         page.screenshot(path=OUT / "draft.png", full_page=True)
         page.goto("/stats/")
         page.screenshot(path=OUT / "stats.png", full_page=True)

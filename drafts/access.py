@@ -64,6 +64,7 @@ ADMIN_PERMISSIONS = {
         "mailbox": ("add", "change", "delete", "view"),
         "prompttemplate": ("add", "change", "view"),
         "samplingrule": ("add", "change", "delete", "view"),
+        "savedreply": ("add", "change", "delete", "view"),
         "staffprofile": ("add", "change", "view"),
         "draft": ("view",),
         "message": ("view",),

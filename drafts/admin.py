@@ -26,6 +26,7 @@ from drafts.models import (
     PromptTemplate,
     ReviewEvent,
     SamplingRule,
+    SavedReply,
     StaffProfile,
     TemplateReplay,
     Thread,
@@ -278,6 +279,20 @@ class SamplingRuleAdmin(admin.ModelAdmin):
     )
     list_editable = ("position", "temperature", "top_p", "max_new_tokens", "enabled")
     list_display_links = ("name",)
+
+
+@admin.register(SavedReply)
+class SavedReplyAdmin(admin.ModelAdmin):
+    """Texts reviewers insert into replies; the count says which ones they really use."""
+
+    list_display = ("title", "mailbox", "language", "intent", "is_active", "uses", "updated_at")
+    list_filter = ("is_active", "mailbox", "language", "intent")
+    search_fields = ("title", "text")
+    readonly_fields = ("uses", "updated_at", "updated_by")
+
+    def save_model(self, request: HttpRequest, obj: SavedReply, form, change: bool) -> None:
+        obj.updated_by = request.user
+        super().save_model(request, obj, form, change)
 
 
 # Chat notification channels and their messages have their admin in a module of their own.

@@ -7,6 +7,7 @@ conditional UPDATE that checks exactly one row changed.
 from __future__ import annotations
 
 import difflib
+import string
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -510,6 +511,89 @@ class SamplingRule(models.Model):
         return tuple(rule.as_engine_rule() for rule in cls.objects.filter(enabled=True))
 
 
+class SavedReply(models.Model):
+    """A text reviewers insert into a reply with a click: a refund procedure, opening hours,
+    the link to a manual. {variables} are filled from the draft; one the draft cannot fill
+    stays as a [bracketed] placeholder, which stops the approval until someone fills it."""
+
+    VARIABLES = {
+        "customer_name": "the customer's name (as analysed, else the sender's)",
+        "product": "the product the email is about",
+        "order_number": "the first order or ticket number in the email",
+        "key_date": "the first date in the email",
+        "company_name": "the mailbox's company name",
+        "signoff": "the mailbox's sign-off",
+        "reviewer": "the name of the reviewer inserting it",
+    }
+    HELP = (
+        "The part of the reply it stands for (the draft keeps its greeting and sign-off). "
+        "Variables: " + ", ".join(f"{{{name}}}" for name in VARIABLES) + "; write {{ and }} "
+        "for a brace."
+    )
+
+    title = models.CharField(max_length=100, help_text="What reviewers search for.")
+    text = models.TextField(help_text=HELP)
+    mailbox = models.ForeignKey(
+        Mailbox,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="saved_replies",
+        help_text="Empty: offered in every mailbox.",
+    )
+    language = models.CharField(
+        max_length=5,
+        blank=True,
+        choices=[("", gettext_lazy("Any language")), ("zh", "简体中文"), ("en", "English")],
+        help_text="Offered for emails in this language (empty: every language).",
+    )
+    intent = models.CharField(
+        max_length=30,
+        blank=True,
+        choices=[("", gettext_lazy("Any intent"))]
+        + [(key, f"{english} · {chinese}") for key, (english, chinese) in INTENTS.items()],
+        help_text="Listed first for drafts of this intent.",
+    )
+    is_active = models.BooleanField(default=True, help_text="Untick to stop offering it.")
+    uses = models.PositiveIntegerField(default=0, editable=False, help_text="Times inserted.")
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, editable=False
+    )
+
+    class Meta:
+        ordering = ["title", "id"]
+        verbose_name_plural = "saved replies"
+
+    def __str__(self) -> str:
+        return self.title
+
+    def variables(self) -> list[str]:
+        """The {names} the text uses, in order; ValueError names a malformed brace."""
+        try:
+            return [
+                name
+                for _text, name, _spec, _conv in string.Formatter().parse(self.text)
+                if name is not None
+            ]
+        except ValueError as exc:
+            raise ValueError(f"{exc} (write {{{{ and }}}} for a brace)") from exc
+
+    def clean(self) -> None:
+        try:
+            used = self.variables()
+        except ValueError as exc:
+            raise ValidationError({"text": str(exc)}) from exc
+        unknown = sorted({name for name in used if name not in self.VARIABLES})
+        if unknown:
+            raise ValidationError(
+                {
+                    "text": f"Unknown variable(s): {', '.join('{' + n + '}' for n in unknown)}. "
+                    f"Use: {', '.join('{' + n + '}' for n in self.VARIABLES)}."
+                }
+            )
+
+
 class DraftQuerySet(models.QuerySet):
     """Every change to a draft bumps its ``version``; such an UPDATE also stamps
     ``updated_at``, so the API can list what changed since a time (claims, which change no
@@ -844,6 +928,15 @@ class Draft(models.Model):
             claimed_until=now + timedelta(minutes=self.CLAIM_MINUTES) if hold else None,
         )
 
+    NOTE_MAX = 2000
+
+    def add_note(self, user: object, text: str) -> ReviewEvent:
+        """A note for colleagues in the draft's history ("asked finance, waiting"); never
+        sent, and no change to the draft: an edit in progress keeps its version."""
+        return ReviewEvent.objects.create(
+            draft=self, user=user, action=ReviewEvent.NOTE, note=text[: self.NOTE_MAX]
+        )
+
     def retry_generation(self, user: object | None) -> bool:
         """Queue a failed draft for the model again."""
         event = {"user": user, "action": ReviewEvent.RETRY, "note": self.error}
@@ -932,7 +1025,7 @@ class ReviewEvent(models.Model):
     )
     REGENERATE, REASSIGN = "regenerate", "reassign"
     SEND_UNCERTAIN, CONFIRM_SENT = "send_uncertain", "confirm_sent"
-    UNDO, REOPEN = "undo", "reopen"
+    UNDO, REOPEN, NOTE = "undo", "reopen", "note"
     ACTIONS = [
         (EDIT, gettext_lazy("Edited")),
         (APPROVE, gettext_lazy("Approved")),
@@ -947,6 +1040,7 @@ class ReviewEvent(models.Model):
         (CONFIRM_SENT, gettext_lazy("Confirmed as delivered")),
         (UNDO, gettext_lazy("Approval undone before sending")),
         (REOPEN, gettext_lazy("Rejection taken back")),
+        (NOTE, gettext_lazy("Note for the team")),
     ]
 
     draft = models.ForeignKey(Draft, on_delete=models.CASCADE, related_name="events")

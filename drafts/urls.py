@@ -12,6 +12,11 @@ urlpatterns = [
     path("drafts/<int:draft_id>/", views.draft_detail, name="draft"),
     path("drafts/<int:draft_id>/action/", views.draft_action, name="draft_action"),
     path("drafts/<int:draft_id>/claim/", views.draft_claim, name="draft_claim"),
+    path(
+        "drafts/<int:draft_id>/saved-replies/<int:saved_id>/used/",
+        views.saved_reply_used,
+        name="saved_reply_used",
+    ),
     path("messages/", mail_views.not_drafted, name="not_drafted"),
     path("messages/<int:message_id>/", mail_views.message_detail, name="message"),
     path("messages/<int:message_id>/body.html", mail_views.message_body, name="message_body"),

@@ -18,10 +18,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
-from drafts import bulk, charts, fields, search, stats
+from drafts import bulk, charts, fields, saved_replies, search, stats
 from drafts.access import drafts_for, mailboxes_for, reviewers_of, supervisor_required
 from drafts.context_processors import UNDO_OFFERS
-from drafts.models import Draft, Outbox, PromptTemplate
+from drafts.models import Draft, Message, Outbox, PromptTemplate
 from drafts.sending import HeaderInjectionError
 from inference.drafting import INTENTS
 from inference.replycheck import placeholders
@@ -287,6 +287,7 @@ def draft_detail(request: HttpRequest, draft_id: int) -> HttpResponse:
         .first()
     )
     field_rows, text_segments = fields.annotate(draft.message.text, draft.fields or {})
+    earlier, earlier_count = _customer_history(request, draft.message)
     reply_text = request.session.pop(_kept_key(draft.pk), None) or draft.reply_text
     delivery = draft.delivery
     return render(
@@ -302,6 +303,8 @@ def draft_detail(request: HttpRequest, draft_id: int) -> HttpResponse:
             "text_segments": text_segments,
             "message": draft.message,
             "thread": thread,
+            "customer_history": earlier,
+            "customer_history_count": earlier_count,
             "events": draft.events.select_related("user"),
             "reject_reasons": Draft.REJECT_REASONS,
             "next_draft": next_draft,
@@ -311,10 +314,52 @@ def draft_detail(request: HttpRequest, draft_id: int) -> HttpResponse:
             "remote_images": request.GET.get("remote") == "1",
             "holder": draft.held_by(),
             "unsaved_text": request.session.pop(_unsaved_key(draft.pk), ""),
+            "kept_note": request.session.pop(_note_key(draft.pk), ""),
+            "note_max": Draft.NOTE_MAX,
             "reply_text": reply_text,
             "placeholders": placeholders(reply_text) if draft.status == Draft.READY else [],
+            "saved_replies": (
+                saved_replies.for_page(draft, request.user) if draft.status == Draft.READY else []
+            ),
         },
     )
+
+
+CUSTOMER_HISTORY = 10
+
+
+def _customer_history(request: HttpRequest, message: Message) -> tuple[list[Message], int]:
+    """The customer's other conversations the reviewer may see, newest first (the first
+    few), and how many there are."""
+    if not message.from_address:
+        return [], 0
+    # By mailbox id, so that the (mailbox, from_address, received_at) index finds them at
+    # once for a supervisor too: 6 ms for a customer of 2,000 emails among 100,000.
+    visible = list(mailboxes_for(request.user).values_list("id", flat=True))
+    others = Message.objects.filter(
+        mailbox_id__in=visible, from_address=message.from_address, direction=Message.INBOUND
+    )
+    others = others.exclude(pk=message.pk)
+    if message.thread_id:
+        others = others.exclude(thread_id=message.thread_id)
+    shown = list(
+        others.select_related("draft")
+        .only(
+            *("id", "subject", "date", "received_at", "mailbox_id", "thread_id"),
+            *("draft__id", "draft__status", "draft__intent"),
+        )
+        .order_by("-received_at", "-id")[:CUSTOMER_HISTORY]
+    )
+    return shown, others.count() if len(shown) == CUSTOMER_HISTORY else len(shown)
+
+
+@login_required
+@require_POST
+def saved_reply_used(request: HttpRequest, draft_id: int, saved_id: int) -> HttpResponse:
+    """Count an insertion of a saved reply the draft's page offered (admins see the counts)."""
+    draft = _get_draft(request, draft_id)
+    counted = saved_replies.offered(draft).filter(pk=saved_id).update(uses=F("uses") + 1)
+    return HttpResponse(status=204 if counted else 404)
 
 
 @login_required
@@ -385,6 +430,23 @@ def draft_action(request: HttpRequest, draft_id: int) -> HttpResponse:
         to = reviewers_of(draft.message.mailbox).filter(pk=request.POST.get("to") or 0).first()
         ok = draft.reassign(request.user, to)
         notice = _("Assigned to %(user)s.") % {"user": to} if to else _("Unassigned.")
+    elif action == "note":
+        if draft.status == Draft.READY and "reply_text" in request.POST:
+            request.session[_kept_key(draft.pk)] = text  # the reply being edited stays
+        note = request.POST.get("note", "").strip()
+        if not note:
+            messages.error(request, _("The note is empty."))
+        elif len(note) > Draft.NOTE_MAX:
+            messages.error(
+                request,
+                _("The note is %(length)s characters long; at most %(max)s fit.")
+                % {"length": len(note), "max": Draft.NOTE_MAX},
+            )
+            request.session[_note_key(draft.pk)] = note  # back in its box, not lost
+        else:
+            draft.add_note(request.user, note)
+            messages.success(request, _("Note added for the team."))
+        return redirect(done_url + "#notes")
     elif action == "reopen":
         ok = draft.reopen(request.user)
         notice = _("The rejection is taken back: the draft awaits review, held for you.")
@@ -450,6 +512,11 @@ def _too_late(draft: Draft) -> str:
 
 def _unsaved_key(draft_id: int) -> str:
     return f"unsaved-reply-{draft_id}"
+
+
+def _note_key(draft_id: int) -> str:
+    """A note refused for its length, for the note box."""
+    return f"kept-note-{draft_id}"
 
 
 def _kept_key(draft_id: int) -> str:

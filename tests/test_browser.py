@@ -20,7 +20,7 @@ from django.utils import timezone
 from playwright.sync_api import Browser, Page, expect
 
 from drafts.ingest import ingest_message
-from drafts.models import Attachment, Draft, Mailbox
+from drafts.models import Attachment, Draft, Mailbox, SavedReply
 from tests.browser import Visitor, chromium
 from tests.conftest import make_ready_draft
 
@@ -321,6 +321,70 @@ def test_a_reviewer_rejects_several_drafts_at_once_and_takes_it_back(visit, mail
     expect_listed(page, first, second, third)
     page.goto(f"/drafts/{first.pk}/")
     expect(page.locator("ol.history")).to_contain_text("Rejection taken back by alice")
+
+
+def test_a_reviewer_inserts_saved_replies_from_the_keyboard(visit, mailbox, alice):
+    refunds = SavedReply.objects.create(
+        title="Refund procedure", text="Refunds for order {order_number} take 3 working days."
+    )
+    hours = SavedReply.objects.create(title="Opening hours", text="We are open 9:00-18:00.")
+    order = {"value": "A-1042", "source": "pattern", "span": None, "verified": True}
+    draft = make_ready_draft(mailbox, fields={"order_numbers": [order]})
+    page = visit("alice").page
+    page.goto(f"/drafts/{draft.pk}/")
+    editor = page.locator("form.review textarea")
+    page.keyboard.press("i")
+    search = page.get_by_placeholder("Search saved replies")
+    expect(search).to_be_focused()
+    search.fill("refund")
+    expect(page.locator("#saved-list li:visible")).to_have_count(1)
+    counted = "**/saved-replies/*/used/"  # each insertion is counted for the admins
+    with page.expect_response(counted):
+        search.press("Enter")  # the first match, as a paragraph before the sign-off
+    expect(editor).to_have_value(
+        "Dear Olivia Brown,\n\nThank you for your interest.\n\n"
+        "Refunds for order A-1042 take 3 working days.\n\nAcme Cloud Support Team"
+    )
+    expect(editor).to_be_focused()
+    expect(page).to_have_url(at_draft(draft))  # Enter did not submit the reply
+
+    # Then one at the cursor, chosen with the mouse.
+    editor.press("Control+Home")
+    for _ in range(2):
+        editor.press("ArrowDown")
+    editor.press("End")
+    editor.type(" ")
+    page.locator("#saved-replies summary").click()
+    with page.expect_response(counted):
+        page.get_by_role("button", name=re.compile("Opening hours")).click()
+    expect(editor).to_have_value(
+        "Dear Olivia Brown,\n\nThank you for your interest. We are open 9:00-18:00.\n\n"
+        "Refunds for order A-1042 take 3 working days.\n\nAcme Cloud Support Team"
+    )
+    assert [SavedReply.objects.get(pk=s.pk).uses for s in (refunds, hours)] == [1, 1]
+    page.get_by_role("button", name="Approve & send").click()
+    expect(page.locator(".notice.undo, .notice.success").first).to_be_visible()
+    assert "We are open 9:00-18:00." in Draft.objects.get(pk=draft.pk).reply_text
+
+
+def test_a_note_for_the_team_keeps_the_reply_being_written(visit, mailbox, alice):
+    draft = make_ready_draft(mailbox)
+    page = visit("alice").page
+    page.goto(f"/drafts/{draft.pk}/")
+    editor = page.locator("form.review textarea")
+    editor.fill("Dear Olivia,\n\nHalf-written answer\n\nAcme Cloud Support Team")
+    editor.press("Escape")
+    page.keyboard.press("n")
+    note = page.get_by_label("Note for the team (never sent to the customer)")
+    expect(note).to_be_focused()
+    note.fill("Asked finance about the discount.")
+    page.get_by_role("button", name="Add note").click()
+    expect(page.locator(".notice.success")).to_have_text("Note added for the team.")
+    expect(page.locator("ol.history")).to_contain_text(
+        "Note for the team by alice — Asked finance about the discount."
+    )
+    expect(editor).to_have_value("Dear Olivia,\n\nHalf-written answer\n\nAcme Cloud Support Team")
+    assert Draft.objects.get(pk=draft.pk).reply_text == draft.reply_text  # not saved by it
 
 
 def hostile_email() -> bytes:

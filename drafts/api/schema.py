@@ -341,6 +341,11 @@ REJECT_BODY = {
         "version": {**ID, "minimum": 0, "description": "The version you read (optional)."},
     },
 }
+NOTE_BODY = {
+    "type": "object",
+    "required": ["text"],
+    "properties": {"text": {"type": "string", "minLength": 1, "maxLength": Draft.NOTE_MAX}},
+}
 ANALYSE_BODY = {
     "type": "object",
     "required": ["text"],
@@ -587,6 +592,18 @@ def openapi() -> dict[str, Any]:
                     "draft is not rejected; 409 redacted when the retention period has "
                     "removed its email's content.",
                     parameters=_path_id("draft_id"),
+                )
+            },
+            "/api/v1/drafts/{draft_id}/notes": {
+                "post": _operation(
+                    "addNote",
+                    "Add a note for the team to the draft's history; never sent",
+                    {"200": _json(_ref("Draft"), "The draft, its history ending with the note")},
+                    *("400", "403", "404", "413", "415"),
+                    description="Allowed in any status; the draft's text and version do not "
+                    "change, so an edit in progress is not made stale by it.",
+                    parameters=_path_id("draft_id"),
+                    requestBody=_body(NOTE_BODY, {"text": "Asked finance about the refund."}),
                 )
             },
             "/api/v1/analyse": {

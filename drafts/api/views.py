@@ -364,6 +364,17 @@ def draft_reopen(request: HttpRequest, draft_id: int) -> dict[str, Any]:
     )
 
 
+@api_view("POST", write=("POST",))
+def draft_note(request: HttpRequest, draft_id: int) -> dict[str, Any]:
+    """Add a note for the team to the draft's history; nothing else changes."""
+    draft = _draft_for_decision(request, draft_id)
+    text = string_field(json_body(request), "text", required=True, max_length=Draft.NOTE_MAX) or ""
+    if not text.strip():
+        raise bad_request("text", "The note is empty.", "empty")
+    draft.add_note(request.user, text.strip())
+    return _decided(request, draft)
+
+
 # --- Analysis ------------------------------------------------------------------------------
 
 # One analysis at a time per web process: the model's decoding state is not shared safely
