@@ -5,7 +5,8 @@ of it, in one transaction; a record of the erasure keeps only counts and a hash.
 What is erased, for an address:
 - the conversations (threads) with that customer, and every message in them;
 - any other message from the address (From or Reply-To) or of a reply sent to it;
-- with those messages, by cascade: their drafts, review history, attachments, outbox
+- with those messages, by cascade: their drafts, review history, attachments (the
+  customer's and those reviewers attached to replies), outbox
   records (the raw replies) and API callbacks, and their rows in the search index;
 - failure notifications that quote such a reply's subject and recipient, and the rows of
   template replay reports that hold what a candidate template wrote to those emails.
@@ -29,7 +30,15 @@ from django.core.validators import validate_email
 from django.db import connection, models, transaction
 from django.db.models import Q
 
-from drafts.models import Attachment, Draft, Mailbox, Message, ReviewEvent, Thread
+from drafts.models import (
+    Attachment,
+    Draft,
+    Mailbox,
+    Message,
+    ReplyAttachment,
+    ReviewEvent,
+    Thread,
+)
 from drafts.outbox import Outbox
 
 
@@ -103,7 +112,8 @@ def plan(address: str, mailbox: Mailbox | None = None) -> Plan:
         ).count(),
         "conversations": len(thread_ids),
         "drafts": drafts.count(),
-        "attachments": Attachment.objects.filter(message_id__in=message_ids).count(),
+        "attachments": Attachment.objects.filter(message_id__in=message_ids).count()
+        + ReplyAttachment.objects.filter(draft__message_id__in=message_ids).count(),
         "history entries": ReviewEvent.objects.filter(draft__in=drafts).count(),
         "outbox records": Outbox.objects.filter(draft__in=drafts).count(),
     }

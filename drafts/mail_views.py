@@ -101,8 +101,13 @@ def attachment_download(request: HttpRequest, attachment_id: int) -> HttpRespons
             status=410,
             content_type="text/plain; charset=utf-8",
         )
-    response = HttpResponse(bytes(attachment.data), content_type="application/octet-stream")
-    response["Content-Disposition"] = content_disposition_header(True, attachment.filename)
+    return as_download(bytes(attachment.data), attachment.filename)
+
+
+def as_download(data: bytes, filename: str) -> HttpResponse:
+    """A file the browser saves and never renders or runs, whatever it holds."""
+    response = HttpResponse(data, content_type="application/octet-stream")
+    response["Content-Disposition"] = content_disposition_header(True, filename)
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response

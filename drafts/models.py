@@ -928,6 +928,47 @@ class Draft(models.Model):
             claimed_until=now + timedelta(minutes=self.CLAIM_MINUTES) if hold else None,
         )
 
+    def attach(
+        self, user: object, files: list[tuple[str, str, bytes]], version: int | None
+    ) -> bool:
+        """Add files (name, content type, bytes) to the reply awaiting review.
+
+        A change to the reply like an edit: it needs the version the reviewer saw and no one
+        else's claim, and it makes the version new, so an approval read before it fails
+        instead of sending what its reviewer did not see. Sizes are checked by the caller
+        (drafts/reply_files.py).
+        """
+
+        def store(draft: Draft) -> None:
+            ReplyAttachment.objects.bulk_create(
+                ReplyAttachment(
+                    draft=draft,
+                    filename=name,
+                    content_type=kind,
+                    size=len(data),
+                    data=data,
+                    uploaded_by=user,
+                )
+                for name, kind, data in files
+            )
+
+        names = ", ".join(name for name, _kind, _data in files)
+        event = {"user": user, "action": ReviewEvent.ATTACH, "note": names}
+        return self._transition([self.READY], event, store, expected_version=version)
+
+    def detach(self, user: object, attachment_id: int, version: int | None) -> bool:
+        """Take a file off the reply awaiting review (guarded as ``attach``)."""
+        found = self.reply_attachments.filter(pk=attachment_id).first()
+        if found is None:
+            return False
+        event = {"user": user, "action": ReviewEvent.DETACH, "note": found.filename}
+        return self._transition(
+            [self.READY],
+            event,
+            lambda draft: ReplyAttachment.objects.filter(pk=found.pk).delete(),
+            expected_version=version,
+        )
+
     NOTE_MAX = 2000
 
     def add_note(self, user: object, text: str) -> ReviewEvent:
@@ -1011,6 +1052,27 @@ def edit_distance(generated: str, approved: str) -> float:
     return 1 - matcher.ratio()
 
 
+class ReplyAttachment(models.Model):
+    """A file a reviewer attached to a reply: sent with it once approved, else only
+    downloadable by those who see the draft."""
+
+    draft = models.ForeignKey(Draft, on_delete=models.CASCADE, related_name="reply_attachments")
+    filename = models.CharField(max_length=255, help_text="Sanitized: no paths, no controls.")
+    content_type = models.CharField(max_length=255)
+    size = models.PositiveIntegerField()
+    data = models.BinaryField()
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.filename
+
+
 class ReviewEvent(models.Model):
     """Who did what to a draft, and when, with the text before and after."""
 
@@ -1026,6 +1088,7 @@ class ReviewEvent(models.Model):
     REGENERATE, REASSIGN = "regenerate", "reassign"
     SEND_UNCERTAIN, CONFIRM_SENT = "send_uncertain", "confirm_sent"
     UNDO, REOPEN, NOTE = "undo", "reopen", "note"
+    ATTACH, DETACH = "attach", "detach"
     ACTIONS = [
         (EDIT, gettext_lazy("Edited")),
         (APPROVE, gettext_lazy("Approved")),
@@ -1041,6 +1104,8 @@ class ReviewEvent(models.Model):
         (UNDO, gettext_lazy("Approval undone before sending")),
         (REOPEN, gettext_lazy("Rejection taken back")),
         (NOTE, gettext_lazy("Note for the team")),
+        (ATTACH, gettext_lazy("File attached to the reply")),
+        (DETACH, gettext_lazy("File removed from the reply")),
     ]
 
     draft = models.ForeignKey(Draft, on_delete=models.CASCADE, related_name="events")

@@ -3,7 +3,8 @@ content, and the numbers about them stay.
 
 Every night (and on ``manage.py apply_retention``) each message stored more than that many
 days ago whose draft is finished (sent, rejected, failed to generate or to send, or it never
-had one) is *redacted*: its raw bytes, headers, addresses, subject and text, its attachments,
+had one) is *redacted*: its raw bytes, headers, addresses, subject and text, its attachments
+(and the files reviewers attached to its reply),
 its draft's texts and extracted fields, the texts in its history, its outbox record's bytes
 and recipient, the quotes of other records (drafts.erasure.drop_quotes) and its search-index
 entry are removed. What remains is what the stats count (status, intent, who decided, when,
@@ -26,7 +27,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from drafts.erasure import drop_quotes, leaving_no_trace
-from drafts.models import Attachment, Draft, Message, ReviewEvent, Thread
+from drafts.models import Attachment, Draft, Message, ReplyAttachment, ReviewEvent, Thread
 from drafts.outbox import Outbox
 
 # A draft in any other status is still in someone's work.
@@ -72,6 +73,7 @@ def redact(message_ids: list[int]) -> Report:
     with transaction.atomic():
         drop_quotes(draft_ids)
         attachments = Attachment.objects.filter(message_id__in=message_ids).delete()[0]
+        attachments += ReplyAttachment.objects.filter(draft_id__in=draft_ids).delete()[0]
         Message.objects.filter(pk__in=message_ids).update(
             **dict.fromkeys(("message_id", "in_reply_to", "references", "subject"), ""),
             **dict.fromkeys(("from_name", "from_address", "reply_to", "to"), ""),

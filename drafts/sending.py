@@ -87,6 +87,8 @@ def build_reply(draft: Draft, message_id: str) -> EmailMultiAlternatives:
     )
     if mailbox.html_replies:
         email.attach_alternative(_as_html(draft.reply_text), "text/html")
+    for file in draft.reply_attachments.all():
+        email.attach(file.filename, bytes(file.data), file.content_type)
     return email
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -18,9 +19,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
-from drafts import bulk, charts, fields, saved_replies, search, stats
+from drafts import bulk, charts, fields, reply_files, saved_replies, search, stats
 from drafts.access import drafts_for, mailboxes_for, reviewers_of, supervisor_required
 from drafts.context_processors import UNDO_OFFERS
+from drafts.mail_views import as_download
 from drafts.models import Draft, Message, Outbox, PromptTemplate
 from drafts.sending import HeaderInjectionError
 from inference.drafting import INTENTS
@@ -315,6 +317,10 @@ def draft_detail(request: HttpRequest, draft_id: int) -> HttpResponse:
             "holder": draft.held_by(),
             "unsaved_text": request.session.pop(_unsaved_key(draft.pk), ""),
             "kept_note": request.session.pop(_note_key(draft.pk), ""),
+            "reply_files": draft.reply_attachments.only(
+                "id", "filename", "content_type", "size", "draft_id"
+            ),
+            "reply_files_limit": settings.REPLYHUB_REPLY_FILES_MAX_BYTES,
             "note_max": Draft.NOTE_MAX,
             "reply_text": reply_text,
             "placeholders": placeholders(reply_text) if draft.status == Draft.READY else [],
@@ -351,6 +357,14 @@ def _customer_history(request: HttpRequest, message: Message) -> tuple[list[Mess
         .order_by("-received_at", "-id")[:CUSTOMER_HISTORY]
     )
     return shown, others.count() if len(shown) == CUSTOMER_HISTORY else len(shown)
+
+
+@login_required
+def reply_file(request: HttpRequest, draft_id: int, file_id: int) -> HttpResponse:
+    """A file attached to a reply, only ever as a download (as the customer's attachments)."""
+    draft = _get_draft(request, draft_id)
+    file = get_object_or_404(draft.reply_attachments, pk=file_id)
+    return as_download(bytes(file.data), file.filename)
 
 
 @login_required
@@ -430,6 +444,31 @@ def draft_action(request: HttpRequest, draft_id: int) -> HttpResponse:
         to = reviewers_of(draft.message.mailbox).filter(pk=request.POST.get("to") or 0).first()
         ok = draft.reassign(request.user, to)
         notice = _("Assigned to %(user)s.") % {"user": to} if to else _("Unassigned.")
+    elif action in ("attach", "detach"):
+        if draft.status == Draft.READY and "reply_text" in request.POST:
+            request.session[_kept_key(draft.pk)] = text  # the reply being edited stays
+        if action == "attach":
+            try:
+                files = reply_files.read_uploads(draft, request.FILES.getlist("files"))
+            except reply_files.FileRefused as exc:
+                messages.error(request, str(exc))
+                return redirect(done_url + "#reply-files")
+            ok = draft.attach(request.user, files, version)
+            notice = ngettext(
+                "Attached %(count)s file to the reply.",
+                "Attached %(count)s files to the reply.",
+                len(files),
+            ) % {"count": len(files)}
+        else:
+            file_id = request.POST.get("file", "")
+            ok = file_id.isdigit() and draft.detach(request.user, int(file_id), version)
+            notice = _("The file is taken off the reply.")
+        if ok:
+            messages.success(request, notice)
+        else:
+            draft.refresh_from_db()
+            messages.error(request, _refusal(draft, request.user, version))
+        return redirect(done_url + "#reply-files")
     elif action == "note":
         if draft.status == Draft.READY and "reply_text" in request.POST:
             request.session[_kept_key(draft.pk)] = text  # the reply being edited stays

@@ -257,6 +257,8 @@ REPLYHUB_OUTBOX_DIR = Path(os.getenv("REPLYHUB_OUTBOX_DIR", VAR_DIR / "outbox"))
 # Limits on what one message may cost: bigger messages are kept raw and flagged, not drafted.
 REPLYHUB_MAX_MESSAGE_BYTES = envint("REPLYHUB_MAX_MESSAGE_BYTES", str(25 * 1024 * 1024))
 REPLYHUB_MAX_ATTACHMENT_BYTES = envint("REPLYHUB_MAX_ATTACHMENT_BYTES", str(10 * 1024 * 1024))
+# What a reviewer may attach to one reply, in all (base64 adds a third on the wire).
+REPLYHUB_REPLY_FILES_MAX_BYTES = envint("REPLYHUB_REPLY_FILES_MAX_BYTES", str(15 * 1024 * 1024))
 # Two auto-responders must not ping-pong through us: drafts per sender and hour.
 REPLYHUB_SENDER_DRAFTS_PER_HOUR = envint("REPLYHUB_SENDER_DRAFTS_PER_HOUR", "10")
 

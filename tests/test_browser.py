@@ -21,6 +21,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from drafts.ingest import ingest_message
 from drafts.models import Attachment, Draft, Mailbox, SavedReply
+from drafts.sending import send_outbox
 from tests.browser import Visitor, chromium
 from tests.conftest import make_ready_draft
 
@@ -385,6 +386,34 @@ def test_a_note_for_the_team_keeps_the_reply_being_written(visit, mailbox, alice
     )
     expect(editor).to_have_value("Dear Olivia,\n\nHalf-written answer\n\nAcme Cloud Support Team")
     assert Draft.objects.get(pk=draft.pk).reply_text == draft.reply_text  # not saved by it
+
+
+def test_a_reviewer_attaches_a_file_and_it_goes_with_the_reply(
+    visit, mailbox, alice, smtp_server, tmp_path
+):
+    manual = tmp_path / "Acme CRM 手册.pdf"
+    manual.write_bytes(b"%PDF-1.4\n% manual\n")
+    draft = make_ready_draft(mailbox)
+    page = visit("alice").page
+    page.goto(f"/drafts/{draft.pk}/")
+    editor = page.locator("form.review textarea")
+    editor.fill("Dear Olivia,\n\nThe manual is attached.\n\nAcme Cloud Support Team")
+    page.get_by_label("Files to attach").set_input_files(manual)
+    page.get_by_role("button", name="Attach", exact=True).click()
+    expect(page.locator(".notice.success")).to_have_text("Attached 1 file to the reply.")
+    expect(page.locator("#reply-files li")).to_have_count(1)
+    expect(page.locator("#reply-files li a")).to_have_text("Acme CRM 手册.pdf")
+    # The text typed before attaching is still there, and goes out with the file.
+    expect(editor).to_have_value(
+        "Dear Olivia,\n\nThe manual is attached.\n\nAcme Cloud Support Team"
+    )
+    page.get_by_role("button", name="Approve & send").click()
+    expect(page.locator(".notice.undo, .notice.success").first).to_be_visible()
+    outbox = Draft.objects.get(pk=draft.pk).delivery
+    assert send_outbox(outbox.pk) == "sent"
+    [(_, sent)] = smtp_server.received
+    [file] = list(sent.iter_attachments())
+    assert (file.get_filename(), file.get_content()) == ("Acme CRM 手册.pdf", manual.read_bytes())
 
 
 def hostile_email() -> bytes:

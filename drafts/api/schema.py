@@ -109,6 +109,13 @@ DRAFT_PROPERTIES: dict[str, Any] = {
             }
         )
     ),
+    "files": {
+        "type": "array",
+        "description": "Files a reviewer attached to the reply; sent with it once approved.",
+        "items": _object(
+            {"id": INTEGER, "filename": STRING, "content_type": STRING, "size": INTEGER}
+        ),
+    },
 }
 
 EVENT = _object(

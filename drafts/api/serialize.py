@@ -11,7 +11,7 @@ from typing import Any
 from django.db.models import Prefetch, QuerySet
 from django.urls import reverse
 
-from drafts.models import Attachment, Draft, Message, ReviewEvent
+from drafts.models import Attachment, Draft, Message, ReplyAttachment, ReviewEvent
 
 
 def _url(base: str, name: str, pk: int) -> str:
@@ -26,7 +26,13 @@ def drafts_with_relations(drafts: QuerySet[Draft], history: bool = False) -> Que
     """``drafts`` with what draft_json reads, fetched in a fixed number of queries."""
     drafts = drafts.select_related(
         "message", "template", "assigned_to", "claimed_by", "decided_by"
-    ).prefetch_related("deliveries")
+    ).prefetch_related(
+        "deliveries",
+        Prefetch(
+            "reply_attachments",
+            ReplyAttachment.objects.only("id", "filename", "content_type", "size", "draft_id"),
+        ),
+    )
     if history:
         drafts = drafts.prefetch_related(
             Prefetch(
@@ -104,6 +110,10 @@ def draft_json(base: str, draft: Draft, history: bool = False) -> dict[str, Any]
             if delivery
             else None
         ),
+        "files": [
+            {"id": f.pk, "filename": f.filename, "content_type": f.content_type, "size": f.size}
+            for f in draft.reply_attachments.all()
+        ],
     }
     if history:
         data["history"] = [event_json(event) for event in draft.events.all()]
