@@ -1,12 +1,15 @@
 """Chat notifications: DingTalk robots, WeCom group robots and signed JSON webhooks.
 
-Each mailbox may have notification channels (edited in the admin). Three events reach them:
+Each mailbox may have notification channels (edited in the admin). Four events reach them:
 
 - *drafts awaiting review*: the schedule `sweep_notifications` runs every minute and sends
   each channel ONE message about the drafts that became ready since its last digest
   ("5 new drafts: 2 complaints, 1 inquiry, …"), never the same draft twice;
 - *a send failed*: `Outbox._move` calls `send_failed` when a reply becomes failed or
   uncertain, in the transaction that records it;
+- *emails reaching their reply target*: the same schedule sends ONE message about the
+  unanswered emails that became due (or will, within the channel's warning time) since its
+  last look, naming the first few;
 - *queue over threshold*: the same schedule counts the drafts awaiting review; past the
   channel's threshold it notifies once, and again only after the queue went back under it.
 
@@ -27,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
 from django.db import models, transaction
 from django.db.models import F, Q
 from django.urls import reverse
@@ -104,6 +108,19 @@ class NotificationChannel(models.Model):
         "the queue has gone back under it.",
     )
     queue_threshold = models.PositiveIntegerField(default=50)
+    on_drafts_due = models.BooleanField(
+        gettext_lazy("Emails reaching their reply target"),
+        default=True,
+        help_text="At most one message a minute about the emails that have just become due "
+        "(or will within the warning time) and are still unanswered; only where the mailbox "
+        "has a reply target.",
+    )
+    due_warning_minutes = models.PositiveIntegerField(
+        default=0,
+        validators=[MaxValueValidator(24 * 60)],
+        help_text="How long before the target to warn, in minutes (at most a day); 0: once "
+        "an email is overdue.",
+    )
     language = models.CharField(
         max_length=10,
         choices=settings.LANGUAGES,
@@ -115,6 +132,9 @@ class NotificationChannel(models.Model):
     # is off, so switching them on announces what is new from then on.
     digest_until = models.DateTimeField(default=timezone.now, editable=False)
     digest_from = models.DateTimeField(default=timezone.now, editable=False)
+    # The reply-target alert's watermark: emails whose alert time (due minus the warning)
+    # came before it have been considered; kept current while the alert is off.
+    due_until = models.DateTimeField(default=timezone.now, editable=False)
     # Set while the queue is over the threshold and the channel has been told.
     queue_alerted = models.BooleanField(default=False, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -165,8 +185,10 @@ class Notification(models.Model):
 
     DRAFTS_READY, SEND_FAILED = "drafts_ready", "send_failed"
     QUEUE_OVER, TEST = "queue_over_threshold", "test"
+    DRAFTS_DUE = "drafts_due"
     EVENTS = [
         (DRAFTS_READY, gettext_lazy("New drafts awaiting review")),
+        (DRAFTS_DUE, gettext_lazy("Emails reaching their reply target")),
         (SEND_FAILED, gettext_lazy("A reply could not be sent")),
         (QUEUE_OVER, gettext_lazy("Review queue over the threshold")),
         (TEST, gettext_lazy("Test message")),
@@ -359,6 +381,63 @@ def digest(channel: NotificationChannel, now: datetime | None = None) -> Notific
         )
 
 
+DUE_LISTED = 5  # emails named in a reply-target alert; the rest are counted
+
+
+def due_alert(channel: NotificationChannel, now: datetime | None = None) -> Notification | None:
+    """One message about the unanswered emails whose reply target has come within the
+    channel's warning time since the last sweep (overdue ones, with no warning time), each
+    announced once.
+
+    The watermark moves with a conditional UPDATE, as the digest's: of two sweeps, one sends.
+    """
+    now = now or timezone.now()
+    since = channel.due_until
+    lead = timedelta(minutes=channel.due_warning_minutes)
+    # Its alert time came since the last look, or it arrived since then already inside the
+    # warning time (a 1-hour target, a 2-hour warning) or late (old mail imported).
+    due = Draft.objects.filter(
+        Q(due_at__gt=since + lead) | Q(created_at__gt=since),
+        mailbox_id=channel.mailbox_id,
+        status__in=Draft.UNDECIDED_STATUSES,
+        due_at__lte=now + lead,
+    ).order_by("due_at", "id")
+    found = list(due.values_list("pk", "due_at"))
+    with transaction.atomic():
+        moved = NotificationChannel.objects.filter(pk=channel.pk, due_until=since).update(
+            due_until=now
+        )
+        channel.due_until = now
+        if not moved or not found:
+            return None
+        listed = {
+            d.pk: d
+            for d in Draft.objects.filter(pk__in=[pk for pk, _ in found[:DUE_LISTED]])
+            .select_related("message")
+            .only("id", "due_at", "message__subject")
+        }
+        return channel.announce(
+            Notification.DRAFTS_DUE,
+            {
+                "event": Notification.DRAFTS_DUE,
+                "mailbox": _mailbox_data(channel.mailbox),
+                "total": len(found),
+                "warning_minutes": channel.due_warning_minutes,
+                "drafts": [
+                    {
+                        "id": pk,
+                        "subject": listed[pk].message.subject,
+                        "due_at": due_at.isoformat(),
+                        "url": absolute_url(reverse("draft", args=[pk])),
+                    }
+                    for pk, due_at in found[:DUE_LISTED]
+                ],
+                "draft_ids": [pk for pk, _ in found],
+                "url": absolute_url(f"{reverse('queue')}?mailbox={channel.mailbox_id}&order=due"),
+            },
+        )
+
+
 def check_queue(channel: NotificationChannel, waiting: int) -> Notification | None:
     """Notify once when ``waiting`` passes the threshold; re-arm once it is back under."""
     threshold = channel.queue_threshold
@@ -431,12 +510,17 @@ def sweep_notifications() -> str:
     NotificationChannel.objects.filter(Q(enabled=False) | Q(on_drafts_ready=False)).update(
         digest_until=now, digest_from=now
     )
+    NotificationChannel.objects.filter(Q(enabled=False) | Q(on_drafts_due=False)).update(
+        due_until=now
+    )
     channels = NotificationChannel.objects.filter(enabled=True).select_related("mailbox")
-    digests = alerts = 0
+    digests = alerts = dues = 0
     waiting: dict[int, int] = {}
     for channel in channels:
         if channel.on_drafts_ready:
             digests += digest(channel, now) is not None
+        if channel.on_drafts_due:
+            dues += due_alert(channel, now) is not None
         if channel.on_queue_over:
             if channel.mailbox_id not in waiting:
                 waiting[channel.mailbox_id] = Draft.objects.filter(
@@ -454,4 +538,7 @@ def sweep_notifications() -> str:
     for notification in due:
         enqueue_notification(notification)
         retries += 1
-    return f"{digests} digests, {alerts} queue alerts, {retries} queued again"
+    return (
+        f"{digests} digests, {dues} reply-target alerts, {alerts} queue alerts, "
+        f"{retries} queued again"
+    )

@@ -28,6 +28,7 @@ class NotificationChannelForm(forms.ModelForm):
         fields = (
             *("mailbox", "name", "kind", "url", "secret", "enabled", "language"),
             *("on_drafts_ready", "on_send_failed", "on_queue_over", "queue_threshold"),
+            *("on_drafts_due", "due_warning_minutes"),
         )
         # The secret signs requests: typed once, kept, not shown on every page load.
         widgets = {"secret": forms.PasswordInput(render_value=True)}
@@ -44,7 +45,12 @@ class NotificationChannelAdmin(admin.ModelAdmin):
         (None, {"fields": ("mailbox", "name", "kind", "url", "secret", "enabled", "language")}),
         (
             "Events",
-            {"fields": ("on_drafts_ready", "on_send_failed", "on_queue_over", "queue_threshold")},
+            {
+                "fields": (
+                    *("on_drafts_ready", "on_send_failed", "on_queue_over", "queue_threshold"),
+                    *("on_drafts_due", "due_warning_minutes"),
+                )
+            },
         ),
     )
 
@@ -54,6 +60,12 @@ class NotificationChannelAdmin(admin.ModelAdmin):
             ("new drafts", channel.on_drafts_ready),
             ("send failures", channel.on_send_failed),
             (f"queue over {channel.queue_threshold}", channel.on_queue_over),
+            (
+                f"due within {channel.due_warning_minutes} min"
+                if channel.due_warning_minutes
+                else "overdue",
+                channel.on_drafts_due,
+            ),
         ]
         return ", ".join(name for name, on in chosen if on) or "none"
 

@@ -23,6 +23,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -280,6 +281,32 @@ def _queue_over(p: dict, address: str, zh: bool) -> tuple[str, list[str]]:
     return title, [f"#### {title}", said, f"[Open the review queue]({url})"]
 
 
+def _drafts_due(p: dict, address: str, zh: bool) -> tuple[str, list[str]]:
+    total, minutes, url = p["total"], p["warning_minutes"], p["url"]
+    rows = []
+    for d in p["drafts"]:
+        due = timezone.localtime(datetime.fromisoformat(d["due_at"]))
+        subject = _plain(d["subject"], 120) or ("（无主题）" if zh else "(no subject)")
+        rows.append(f"- [{subject}]({d['url']}) · {due:%m-%d %H:%M}")
+    more = total - len(p["drafts"])
+    if zh:
+        title = (
+            f"ReplyHub：{address} 有 {total} 封邮件将在 {minutes} 分钟内到期"
+            if minutes
+            else f"ReplyHub：{address} 有 {total} 封邮件已超过答复时限"
+        )
+        tail = [f"另有 {more} 封。"] if more > 0 else []
+        return title, [f"#### {title}", *rows, *tail, f"[按到期时间打开审核队列]({url})"]
+    emails = "email" if total == 1 else "emails"
+    title = (
+        f"ReplyHub: {total} {emails} in {address} due within {minutes} minutes"
+        if minutes
+        else f"ReplyHub: {total} {emails} in {address} past their reply target"
+    )
+    tail = [f"And {more} more."] if more > 0 else []
+    return title, [f"#### {title}", *rows, *tail, f"[Open the queue, due soonest first]({url})"]
+
+
 def _test(p: dict, address: str, zh: bool) -> tuple[str, list[str]]:
     if zh:
         title = "ReplyHub：测试消息"
@@ -294,6 +321,7 @@ COMPOSERS = {
     "drafts_ready": _drafts_ready,
     "send_failed": _send_failed,
     "queue_over_threshold": _queue_over,
+    "drafts_due": _drafts_due,
     "test": _test,
 }
 

@@ -39,6 +39,7 @@ from drafts.notify import (
     NotificationChannel,
     deliver_notification,
     digest,
+    due_alert,
     sweep_notifications,
 )
 from drafts.sending import send_outbox
@@ -228,7 +229,9 @@ def test_a_dingtalk_robot_gets_one_signed_digest_with_the_counts_per_intent(mail
 
 def test_nothing_is_sent_when_no_draft_became_ready(mailbox, chat):
     make_channel(mailbox, chat)
-    assert sweep_notifications() == "0 digests, 0 queue alerts, 0 queued again"
+    assert (
+        sweep_notifications() == "0 digests, 0 reply-target alerts, 0 queue alerts, 0 queued again"
+    )
     assert not Notification.objects.exists() and chat.requests == []
 
 
@@ -455,6 +458,67 @@ def test_the_queue_threshold_fires_once_and_rearms_after_the_queue_went_under(ma
     assert channel.notifications.order_by("id").last().payload["waiting"] == 4
 
 
+# -- reply targets ------------------------------------------------------------------------
+
+
+def due_in(mailbox: Mailbox, minutes: float, subject: str = "A question") -> Draft:
+    """An unanswered email whose reply target is ``minutes`` from now."""
+    draft = ready_draft(mailbox, "inquiry", subject)
+    Draft.objects.filter(pk=draft.pk).update(due_at=timezone.now() + timedelta(minutes=minutes))
+    return Draft.objects.get(pk=draft.pk)
+
+
+def test_emails_that_become_overdue_are_announced_once(mailbox, chat, alice):
+    channel = make_channel(mailbox, chat, on_drafts_ready=False)
+    soon = due_in(mailbox, 10, "Invoice [wrong] <b>now</b>")
+    due_in(mailbox, 120, "Later")
+    answered = due_in(mailbox, 5, "Answered in time")
+    assert answered.reject(alice, "no_reply_needed")
+    in_15 = timezone.now() + timedelta(minutes=15)
+    assert due_alert(channel, in_15) is not None
+    assert due_alert(channel, in_15 + timedelta(minutes=1)) is None  # not again
+    assert deliver_pending() == ["sent"]
+    text = chat.requests[0].json["markdown"]["text"]
+    due = f"{timezone.localtime(soon.due_at):%m-%d %H:%M}"
+    assert text.startswith("#### ReplyHub: 1 email in support@acme.example past their reply target")
+    assert f"- [Invoice ［wrong］ ‹b›now‹/b›]({BASE_URL}/drafts/{soon.pk}/) · {due}" in text
+    assert (
+        f"[Open the queue, due soonest first]({BASE_URL}/?mailbox={mailbox.pk}&order=due)" in text
+    )
+    [notification] = channel.notifications.all()
+    assert notification.payload["draft_ids"] == [soon.pk]
+
+
+def test_a_warning_time_announces_emails_before_they_are_late_in_chinese(mailbox, chat):
+    channel = make_channel(
+        mailbox, chat, "wecom", on_drafts_ready=False, due_warning_minutes=30, language="zh-hans"
+    )
+    # They arrive already inside the warning time (a short target): announced at once.
+    drafts = [due_in(mailbox, 20, f"问题 {n}") for n in range(7)]
+    due_in(mailbox, 45, "还早")
+    sweep_notifications()
+    sweep_notifications()
+    assert deliver_pending() == ["sent"]
+    text = chat.requests[0].json["markdown"]["content"]
+    assert text.startswith("#### ReplyHub：support@acme.example 有 7 封邮件将在 30 分钟内到期")
+    assert text.count("\n\n- [问题 ") == 5
+    assert "另有 2 封。" in text
+    assert channel.notifications.get().payload["draft_ids"] == [d.pk for d in drafts]
+
+
+def test_a_channel_with_the_alert_off_does_not_catch_up_when_turned_on(mailbox, chat):
+    channel = make_channel(mailbox, chat, on_drafts_ready=False, on_drafts_due=False)
+    due_in(mailbox, -1)
+    sweep_notifications()
+    NotificationChannel.objects.filter(pk=channel.pk).update(on_drafts_due=True)
+    sweep_notifications()
+    assert not channel.notifications.exists()
+    late = due_in(mailbox, 0.01)
+    time.sleep(1)
+    sweep_notifications()
+    assert channel.notifications.get().payload["draft_ids"] == [late.pk]
+
+
 # -- delivery: retries, failures, timeouts ------------------------------------------------
 
 
@@ -543,7 +607,9 @@ def test_a_notification_left_by_a_dead_worker_is_tried_again(mailbox, chat):
     Notification.objects.filter(pk=notification.pk).update(
         next_attempt_at=timezone.now() - timedelta(seconds=1)
     )
-    assert sweep_notifications() == "0 digests, 0 queue alerts, 1 queued again"
+    assert (
+        sweep_notifications() == "0 digests, 0 reply-target alerts, 0 queue alerts, 1 queued again"
+    )
     assert deliver_pending() == ["sent"]
 
 
@@ -703,11 +769,14 @@ def test_an_admin_sets_up_a_channel_and_sends_a_test_message(dana_client, mailbo
             "on_drafts_ready": "on",
             "on_send_failed": "on",
             "queue_threshold": 50,
+            "on_drafts_due": "on",
+            "due_warning_minutes": 30,
         },
     )
     assert response.status_code == 302, response.text
     channel = NotificationChannel.objects.get()
     assert channel.secret == SECRET and channel.language == "zh-hans"
+    assert (channel.on_drafts_due, channel.due_warning_minutes) == (True, 30)
     page = dana_client.post(
         reverse("admin:drafts_notificationchannel_changelist"),
         {"action": "send_test_message", "_selected_action": [channel.pk]},
