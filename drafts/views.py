@@ -337,14 +337,13 @@ CUSTOMER_HISTORY = 10
 def _customer_history(request: HttpRequest, message: Message) -> tuple[list[Message], int]:
     """The customer's other conversations the reviewer may see, newest first (the first
     few), and how many there are."""
-    if not message.from_address:
-        return [], 0
-    # By mailbox id, so that the (mailbox, from_address, received_at) index finds them at
-    # once for a supervisor too: 6 ms for a customer of 2,000 emails among 100,000.
-    visible = list(mailboxes_for(request.user).values_list("id", flat=True))
-    others = Message.objects.filter(
-        mailbox_id__in=visible, from_address=message.from_address, direction=Message.INBOUND
-    )
+    mailboxes = dict(mailboxes_for(request.user).values_list("id", "address"))
+    if not message.from_address or message.from_address in mailboxes.values():
+        return [], 0  # our own address is no customer: its mail is our replies
+    # By mailbox id and address alone, so that SQLite too takes the (mailbox, from_address,
+    # received_at) index: with direction as well it chose (mailbox, direction) and read
+    # every message (240 ms at 100,000). The customer's address sends only inbound mail.
+    others = Message.objects.filter(mailbox_id__in=mailboxes, from_address=message.from_address)
     others = others.exclude(pk=message.pk)
     if message.thread_id:
         others = others.exclude(thread_id=message.thread_id)
