@@ -335,6 +335,16 @@ def send_failed(outbox: Outbox) -> None:
         log.exception("Outbox %s: could not queue the failure notifications", outbox.pk)
 
 
+def _advance(channel: NotificationChannel, watermark: str, since: datetime, now: datetime) -> bool:
+    """Move one of the channel's watermarks from ``since`` to ``now`` with a conditional
+    UPDATE; False when another sweep moved it first (that one sends the message)."""
+    moved = NotificationChannel.objects.filter(pk=channel.pk, **{watermark: since}).update(
+        **{watermark: now}
+    )
+    setattr(channel, watermark, now)
+    return bool(moved)
+
+
 def digest(channel: NotificationChannel, now: datetime | None = None) -> Notification | None:
     """One message about the drafts that became ready since the channel's last digest.
 
@@ -361,11 +371,7 @@ def digest(channel: NotificationChannel, now: datetime | None = None) -> Notific
             announced.update(payload.get("draft_ids", []))
     new = [(pk, intent) for pk, intent in ready if pk not in announced]
     with transaction.atomic():
-        moved = NotificationChannel.objects.filter(pk=channel.pk, digest_until=since).update(
-            digest_until=now
-        )
-        channel.digest_until = now
-        if not moved or not new:
+        if not _advance(channel, "digest_until", since, now) or not new:
             return None
         counts = Counter(intent or "unclassified" for _, intent in new)
         return channel.announce(
@@ -404,11 +410,7 @@ def due_alert(channel: NotificationChannel, now: datetime | None = None) -> Noti
     ).order_by("due_at", "id")
     found = list(due.values_list("pk", "due_at"))
     with transaction.atomic():
-        moved = NotificationChannel.objects.filter(pk=channel.pk, due_until=since).update(
-            due_until=now
-        )
-        channel.due_until = now
-        if not moved or not found:
+        if not _advance(channel, "due_until", since, now) or not found:
             return None
         listed = {
             d.pk: d
