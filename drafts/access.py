@@ -65,6 +65,7 @@ ADMIN_PERMISSIONS = {
         "prompttemplate": ("add", "change", "view"),
         "samplingrule": ("add", "change", "delete", "view"),
         "savedreply": ("add", "change", "delete", "view"),
+        "blockedsender": ("add", "change", "delete", "view"),
         "staffprofile": ("add", "change", "view"),
         "draft": ("view",),
         "message": ("view",),

@@ -19,6 +19,7 @@ from drafts import erasure, preview
 from drafts.erasure import Erasure
 from drafts.fields import describe_flag
 from drafts.models import (
+    BlockedSender,
     Draft,
     Mailbox,
     Message,
@@ -279,6 +280,21 @@ class SamplingRuleAdmin(admin.ModelAdmin):
     )
     list_editable = ("position", "temperature", "top_p", "max_new_tokens", "enabled")
     list_display_links = ("name",)
+
+
+@admin.register(BlockedSender)
+class BlockedSenderAdmin(admin.ModelAdmin):
+    """Senders whose mail is stored without a draft; deleting an entry unblocks them."""
+
+    list_display = ("pattern", "mailbox", "note", "created_at", "created_by")
+    list_filter = ("mailbox",)
+    search_fields = ("pattern", "note")
+    readonly_fields = ("created_at", "created_by")
+
+    def save_model(self, request: HttpRequest, obj: BlockedSender, form, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
 
 
 @admin.register(SavedReply)

@@ -9,7 +9,8 @@ What is erased, for an address:
   customer's and those reviewers attached to replies), outbox
   records (the raw replies) and API callbacks, and their rows in the search index;
 - failure notifications that quote such a reply's subject and recipient, and the rows of
-  template replay reports that hold what a candidate template wrote to those emails.
+  template replay reports that hold what a candidate template wrote to those emails;
+- the address's entries in the blocked senders (a block on its whole domain stays).
 
 The decisions on those drafts leave the stats (their days are summed up again). What is
 outside the database is not touched: the mail server's copy (delete it there), backups, and
@@ -32,6 +33,7 @@ from django.db.models import Q
 
 from drafts.models import (
     Attachment,
+    BlockedSender,
     Draft,
     Mailbox,
     Message,
@@ -76,10 +78,11 @@ class Plan:
     message_ids: list[int] = field(default_factory=list)
     thread_ids: list[int] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    blocked_ids: list[int] = field(default_factory=list)  # block-list entries of the address
 
     @property
     def empty(self) -> bool:
-        return not self.message_ids and not self.thread_ids
+        return not self.message_ids and not self.thread_ids and not self.blocked_ids
 
 
 def plan(address: str, mailbox: Mailbox | None = None) -> Plan:
@@ -100,8 +103,12 @@ def plan(address: str, mailbox: Mailbox | None = None) -> Plan:
     )
     if mailbox is not None:
         threads, messages = threads.filter(mailbox=mailbox), messages.filter(mailbox=mailbox)
+    blocked = BlockedSender.objects.filter(pattern=address)
+    if mailbox is not None:
+        blocked = blocked.filter(mailbox=mailbox)
     message_ids = sorted(set(messages.values_list("pk", flat=True)))
     thread_ids = sorted(set(threads.values_list("pk", flat=True)))
+    blocked_ids = list(blocked.values_list("pk", flat=True))
     drafts = Draft.objects.filter(message_id__in=message_ids)
     counts = {
         "messages received": Message.objects.filter(
@@ -116,8 +123,9 @@ def plan(address: str, mailbox: Mailbox | None = None) -> Plan:
         + ReplyAttachment.objects.filter(draft__message_id__in=message_ids).count(),
         "history entries": ReviewEvent.objects.filter(draft__in=drafts).count(),
         "outbox records": Outbox.objects.filter(draft__in=drafts).count(),
+        "blocked-sender entries": len(blocked_ids),
     }
-    return Plan(address, mailbox, message_ids, thread_ids, counts)
+    return Plan(address, mailbox, message_ids, thread_ids, counts, blocked_ids)
 
 
 def erase(found: Plan, requested_by: str) -> Erasure:
@@ -131,6 +139,7 @@ def erase(found: Plan, requested_by: str) -> Erasure:
             counts |= drop_quotes(draft_ids)
             Message.objects.filter(pk__in=found.message_ids).delete()
             Thread.objects.filter(pk__in=found.thread_ids).delete()
+            BlockedSender.objects.filter(pk__in=found.blocked_ids).delete()
             record = Erasure.objects.create(
                 requested_by=requested_by[:150],
                 address_sha256=address_hash(found.address),

@@ -21,7 +21,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from drafts import mailparse
-from drafts.models import Attachment, Draft, Mailbox, Message, Thread
+from drafts.models import Attachment, BlockedSender, Draft, Mailbox, Message, Thread
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,7 @@ class Lookups:
     known: dict[str, Message]  # sha256 -> message already stored
     by_message_id: dict[str, list[int]]  # Message-ID -> ids of messages that use it
     recent_drafts: Counter[str]  # sender -> messages drafted within the last hour
+    blocked: Callable[[str], bool] = lambda address: False  # a blocked sender's address?
 
     @classmethod
     def for_digests(cls, mailbox: Mailbox, digests: set[str]) -> Lookups:
@@ -130,6 +131,7 @@ class Lookups:
             auto_kind="",
         )
         self.recent_drafts.update(recent.values_list("from_address", flat=True))
+        self.blocked = BlockedSender.matcher(mailbox)
 
     def no_draft_reason(self, parsed: mailparse.ParsedMail) -> str:
         """Why this message gets no draft ("" when it gets one)."""
@@ -137,6 +139,8 @@ class Lookups:
             return parsed.auto_kind
         if parsed.oversize:
             return "oversize"
+        if parsed.from_address and self.blocked(parsed.from_address):
+            return "blocked"
         limit = settings.REPLYHUB_SENDER_DRAFTS_PER_HOUR
         if parsed.from_address and self.recent_drafts[parsed.from_address] >= limit:
             return "rate-limited"

@@ -33,6 +33,7 @@ NO_DRAFT_REASONS = {
     "list": pgettext_lazy("why no draft", "list"),
     "oversize": pgettext_lazy("why no draft", "oversize"),
     "rate-limited": pgettext_lazy("why no draft", "rate-limited"),
+    "blocked": pgettext_lazy("why no draft", "blocked sender"),
 }
 # As much of an uploaded file as the importer reads to decide whether it is mail.
 MAIL_HEAD_BYTES = 4096

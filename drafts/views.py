@@ -23,7 +23,7 @@ from drafts import bulk, charts, fields, reply_files, saved_replies, search, sta
 from drafts.access import drafts_for, mailboxes_for, reviewers_of, supervisor_required
 from drafts.context_processors import UNDO_OFFERS
 from drafts.mail_views import as_download
-from drafts.models import Draft, Message, Outbox, PromptTemplate
+from drafts.models import BlockedSender, Draft, Message, Outbox, PromptTemplate
 from drafts.sending import HeaderInjectionError
 from inference.drafting import INTENTS
 from inference.replycheck import placeholders
@@ -212,6 +212,14 @@ def queue_bulk(request: HttpRequest) -> HttpResponse:
         )
         if outcome.done:
             request.session[JUST_REJECTED] = [d.pk for d in outcome.done]
+        if request.POST.get("block_sender") == "1":
+            blocked = {BlockedSender.block(d, request.user) for d in outcome.done} - {None}
+            if blocked:
+                done += " " + ngettext(
+                    "%(senders)s sender is blocked: their next emails get no draft.",
+                    "%(senders)s senders are blocked: their next emails get no draft.",
+                    len(blocked),
+                ) % {"senders": len(blocked)}
     elif action == "assign":
         to = request.POST.get("to", "")
         if to != "nobody" and not to.isdigit():
@@ -423,6 +431,14 @@ def draft_action(request: HttpRequest, draft_id: int) -> HttpResponse:
             return redirect(done_url)
         ok = draft.reject(request.user, reason, request.POST.get("note", "").strip(), version)
         notice = _("Draft rejected.")
+        if (
+            ok
+            and request.POST.get("block_sender") == "1"
+            and BlockedSender.block(draft, request.user)
+        ):
+            notice = _(
+                "Draft rejected, and %(address)s is blocked: their next emails get no draft."
+            ) % {"address": draft.message.from_address}
     elif action == "retry":
         ok = draft.retry_generation(request.user)
         notice = _("Queued for the model again.")

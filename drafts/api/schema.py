@@ -346,6 +346,11 @@ REJECT_BODY = {
         "reason": {"type": "string", "enum": REASONS},
         "note": {"type": "string", "maxLength": 5000},
         "version": {**ID, "minimum": 0, "description": "The version you read (optional)."},
+        "block_sender": {
+            "type": "boolean",
+            "description": "Also block the sender in the draft's mailbox: their next emails "
+            "are stored without a draft.",
+        },
     },
 }
 NOTE_BODY = {

@@ -45,7 +45,7 @@ from drafts.api.serialize import (
     message_json,
     messages_with_relations,
 )
-from drafts.models import Draft, Message, PromptTemplate
+from drafts.models import BlockedSender, Draft, Message, PromptTemplate
 from drafts.sending import HeaderInjectionError
 from inference.drafting import INTENTS
 from inference.replycheck import placeholders
@@ -314,8 +314,13 @@ def draft_reject(request: HttpRequest, draft_id: int) -> dict[str, Any]:
         raise bad_request("reason", f"“reason” must be one of: {', '.join(reasons)}.")
     note = (string_field(data, "note", max_length=MAX_NOTE) or "").strip()
     version = integer_field(data, "version")
+    block = data.get("block_sender", False)
+    if not isinstance(block, bool):
+        raise bad_request("block_sender", "“block_sender” must be true or false.")
     if not draft.reject(request.user, reason, note, version):
         raise _refusal(draft, request.user, version)
+    if block:
+        BlockedSender.block(draft, request.user)
     return _decided(request, draft)
 
 
