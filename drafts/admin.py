@@ -37,7 +37,10 @@ from inference.drafting import TEMPLATE_VARIABLES, TemplateError, render_templat
 
 @admin.register(Mailbox)
 class MailboxAdmin(admin.ModelAdmin):
-    list_display = ("name", "address", "display_name", "company_name", "reply_within_hours")
+    list_display = (
+        *("name", "address", "display_name", "company_name", "reply_within_hours"),
+        "auto_assign",
+    )
     filter_horizontal = ("reviewers",)
 
 

@@ -42,6 +42,10 @@ class StaffProfile(models.Model):
     )
     role = models.CharField(max_length=20, choices=ROLES, default=REVIEWER)
     language = models.CharField(max_length=10, choices=settings.LANGUAGES, default="en")
+    away = models.BooleanField(
+        default=False,
+        help_text="Away (holiday, leave): gets no new drafts where a mailbox shares them out.",
+    )
 
     def __str__(self) -> str:
         return f"{self.user} ({self.role})"
@@ -145,6 +149,13 @@ class Mailbox(models.Model):
         validators=[MinValueValidator(1)],
         help_text="A shorter target for complaints (投诉), once the model has recognised one. "
         "Empty: the target above.",
+    )
+    auto_assign = models.BooleanField(
+        "Share new drafts among the reviewers",
+        default=False,
+        help_text="Each draft, once ready, is assigned to the reviewer of this mailbox with "
+        "the fewest drafts awaiting review (reviewers marked away are left out); they find "
+        "it under “Assigned to me”.",
     )
     imap_uidvalidity = models.BigIntegerField(null=True, blank=True, editable=False)
     imap_last_uid = models.BigIntegerField(default=0, editable=False)

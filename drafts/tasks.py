@@ -19,7 +19,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 from django_q.tasks import async_task
 
-from drafts import examples
+from drafts import assignment, examples
 from drafts.api.callbacks import notify_finished as notify_api_callbacks
 from drafts.models import Draft, Mailbox, Message, Outbox, PromptTemplate, SamplingRule
 from drafts.notify import Notification
@@ -243,6 +243,7 @@ def generate_draft(draft_id: int) -> str:
                 "task": "generate_draft",
             },
         )
+    assignment.share_out(list(outcomes))  # where a mailbox shares its drafts out
     notify_api_callbacks(ids)  # drafts submitted through the API with a callback URL
     log.info("Drafted %d: %s", len(ids), ids, extra=task)
     return f"ready: {len(ids)}"

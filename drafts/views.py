@@ -136,8 +136,9 @@ def queue(request: HttpRequest) -> HttpResponse:
     paginator.count = next(t["count"] for t in tab_list if t["key"] == tab)  # counted above
     page = paginator.get_page(request.GET.get("page"))
     rows = (
-        Draft.objects.select_related("message")
+        Draft.objects.select_related("message", "assigned_to")
         .only(
+            "assigned_to__username",
             "id",
             "status",
             "intent",
