@@ -5,10 +5,14 @@ Needs /usr/bin/chromium (`make test` installs it with the `system-deps` target).
 
 from __future__ import annotations
 
+import re
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
+from django.core.signals import request_finished, request_started
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
@@ -44,6 +48,30 @@ def chromium() -> Iterator[Browser]:
             browser.close()
     finally:
         playwright.stop()
+
+
+class _ServerRequests:
+    """How many requests the live server, a thread of this process, has begun and has
+    still in hand (Django's request signals)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.begun = self.active = 0
+
+    def begin(self, **kwargs: object) -> None:
+        with self.lock:
+            self.begun += 1
+            self.active += 1
+
+    def end(self, **kwargs: object) -> None:
+        with self.lock:
+            self.active -= 1
+
+
+SERVER = _ServerRequests()
+request_started.connect(SERVER.begin, dispatch_uid="tests.browser.begin")
+request_finished.connect(SERVER.end, dispatch_uid="tests.browser.end")
+DRAFT_PAGE = re.compile(r"/drafts/\d+/")
 
 
 class Visitor:
@@ -92,4 +120,21 @@ class Visitor:
         ]
 
     def close(self) -> None:
+        """Leave the pages, and let the server finish what leaving them sent, then close.
+
+        A draft page gives up its claim as it is left, with a beacon the browser sends on
+        its own: that request must be done before the test's database is flushed, or
+        PostgreSQL finds the flush and the request deadlocked.
+        """
+        begun = SERVER.begun
+        on_drafts = [p for p in self.context.pages if DRAFT_PAGE.search(p.url)]
+        for page in self.context.pages:
+            page.goto("about:blank")
+        if on_drafts:
+            deadline = time.monotonic() + 0.5
+            while SERVER.begun == begun and time.monotonic() < deadline:
+                time.sleep(0.01)  # the beacon on its way
+            deadline = time.monotonic() + 5
+            while SERVER.active and time.monotonic() < deadline:
+                time.sleep(0.01)
         self.context.close()
