@@ -25,6 +25,8 @@ from inference.drafting import INTENTS, TEMPLATE_VARIABLES
 from inference.sampling import SamplingRule as EngineSamplingRule
 
 ADMIN_GROUP = "ReplyHub admins"
+# The intents as choices, labelled in both languages ("complaint · 投诉").
+INTENT_CHOICES = [(key, f"{english} · {chinese}") for key, (english, chinese) in INTENTS.items()]
 
 
 class StaffProfile(models.Model):
@@ -383,8 +385,7 @@ class PromptTemplate(models.Model):
     intent = models.CharField(
         max_length=30,
         blank=True,
-        choices=[("", gettext_lazy("Every intent (the default template)"))]
-        + [(key, f"{english} · {chinese}") for key, (english, chinese) in INTENTS.items()],
+        choices=[("", gettext_lazy("Every intent (the default template)")), *INTENT_CHOICES],
         help_text="A template for one intent replaces the default's reply prompt for emails "
         "of that intent; its system and analysis prompts are not used (they run before the "
         "intent is known).",
@@ -562,8 +563,7 @@ class SavedReply(models.Model):
     intent = models.CharField(
         max_length=30,
         blank=True,
-        choices=[("", gettext_lazy("Any intent"))]
-        + [(key, f"{english} · {chinese}") for key, (english, chinese) in INTENTS.items()],
+        choices=[("", gettext_lazy("Any intent")), *INTENT_CHOICES],
         help_text="Listed first for drafts of this intent.",
     )
     is_active = models.BooleanField(default=True, help_text="Untick to stop offering it.")

@@ -23,7 +23,7 @@ from drafts import bulk, charts, fields, reply_files, saved_replies, search, sta
 from drafts.access import drafts_for, mailboxes_for, reviewers_of, supervisor_required
 from drafts.context_processors import UNDO_OFFERS
 from drafts.mail_views import as_download
-from drafts.models import BlockedSender, Draft, Message, Outbox, PromptTemplate
+from drafts.models import INTENT_CHOICES, BlockedSender, Draft, Message, Outbox, PromptTemplate
 from drafts.sending import HeaderInjectionError
 from inference.drafting import INTENTS
 from inference.replycheck import placeholders
@@ -168,7 +168,7 @@ def queue(request: HttpRequest) -> HttpResponse:
         "chosen": chosen,
         "order": order,
         "orders": [(key, label) for key, (label, _columns) in QUEUE_ORDERS.items()],
-        "intents": [(key, f"{en} · {zh}") for key, (en, zh) in INTENTS.items()],
+        "intents": INTENT_CHOICES,
         "mailboxes": mailboxes_for(request.user),
         # The due column, the overdue filter and the due order, where a mailbox has a target.
         "has_targets": mailboxes_for(request.user)
