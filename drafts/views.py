@@ -396,6 +396,10 @@ def draft_action(request: HttpRequest, draft_id: int) -> HttpResponse:
         messages.error(request, _("The reply is empty."))
         return redirect(done_url)
     version = int(request.POST["version"]) if request.POST.get("version", "").isdigit() else None
+    if action in ("note", "attach", "detach") and "reply_text" in request.POST:
+        # These reload the page: the reply being edited (not saved) comes back with it.
+        if draft.status == Draft.READY:
+            request.session[_kept_key(draft.pk)] = text
     if action == "save":
         ok = draft.save_edit(request.user, text, version)
         notice = _("Edit saved.")
@@ -461,8 +465,6 @@ def draft_action(request: HttpRequest, draft_id: int) -> HttpResponse:
         ok = draft.reassign(request.user, to)
         notice = _("Assigned to %(user)s.") % {"user": to} if to else _("Unassigned.")
     elif action in ("attach", "detach"):
-        if draft.status == Draft.READY and "reply_text" in request.POST:
-            request.session[_kept_key(draft.pk)] = text  # the reply being edited stays
         if action == "attach":
             try:
                 files = reply_files.read_uploads(draft, request.FILES.getlist("files"))
@@ -486,8 +488,6 @@ def draft_action(request: HttpRequest, draft_id: int) -> HttpResponse:
             messages.error(request, _refusal(draft, request.user, version))
         return redirect(done_url + "#reply-files")
     elif action == "note":
-        if draft.status == Draft.READY and "reply_text" in request.POST:
-            request.session[_kept_key(draft.pk)] = text  # the reply being edited stays
         note = request.POST.get("note", "").strip()
         if not note:
             messages.error(request, _("The note is empty."))
