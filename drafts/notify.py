@@ -408,16 +408,10 @@ def due_alert(channel: NotificationChannel, now: datetime | None = None) -> Noti
         status__in=Draft.UNDECIDED_STATUSES,
         due_at__lte=now + lead,
     ).order_by("due_at", "id")
-    found = list(due.values_list("pk", "due_at"))
+    found = list(due.values_list("pk", "due_at", "message__subject"))
     with transaction.atomic():
         if not _advance(channel, "due_until", since, now) or not found:
             return None
-        listed = {
-            d.pk: d
-            for d in Draft.objects.filter(pk__in=[pk for pk, _ in found[:DUE_LISTED]])
-            .select_related("message")
-            .only("id", "due_at", "message__subject")
-        }
         return channel.announce(
             Notification.DRAFTS_DUE,
             {
@@ -428,13 +422,13 @@ def due_alert(channel: NotificationChannel, now: datetime | None = None) -> Noti
                 "drafts": [
                     {
                         "id": pk,
-                        "subject": listed[pk].message.subject,
+                        "subject": subject,
                         "due_at": due_at.isoformat(),
                         "url": absolute_url(reverse("draft", args=[pk])),
                     }
-                    for pk, due_at in found[:DUE_LISTED]
+                    for pk, due_at, subject in found[:DUE_LISTED]
                 ],
-                "draft_ids": [pk for pk, _ in found],
+                "draft_ids": [pk for pk, _, _ in found],
                 "url": absolute_url(f"{reverse('queue')}?mailbox={channel.mailbox_id}&order=due"),
             },
         )
