@@ -66,6 +66,7 @@ ADMIN_PERMISSIONS = {
         "samplingrule": ("add", "change", "delete", "view"),
         "savedreply": ("add", "change", "delete", "view"),
         "blockedsender": ("add", "change", "delete", "view"),
+        "calendarday": ("add", "change", "delete", "view"),
         "staffprofile": ("add", "change", "view"),
         "draft": ("view",),
         "message": ("view",),

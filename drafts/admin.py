@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path
+from django.utils.dates import WEEKDAYS
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -20,6 +21,7 @@ from drafts.erasure import Erasure
 from drafts.fields import describe_flag
 from drafts.models import (
     BlockedSender,
+    CalendarDay,
     Draft,
     Mailbox,
     Message,
@@ -35,13 +37,52 @@ from drafts.models import (
 from inference.drafting import TEMPLATE_VARIABLES, TemplateError, render_template
 
 
+class MailboxForm(forms.ModelForm):
+    """The working week as seven boxes to tick, stored as ISO weekday digits ("12345")."""
+
+    working_days = forms.MultipleChoiceField(
+        choices=[(str(n), WEEKDAYS[n - 1]) for n in range(1, 8)],
+        widget=forms.CheckboxSelectMultiple,
+        initial=list("12345"),
+        error_messages={"required": "Pick at least one working day."},
+        help_text="The usual working week; holidays and make-up days go under Calendar days.",
+    )
+
+    class Meta:
+        model = Mailbox
+        # The admin lists every field, as it did before this form.
+        fields = "__all__"  # noqa: DJ007
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["working_days"] = list(self.instance.working_days)
+
+    def clean_working_days(self) -> str:
+        return "".join(sorted(self.cleaned_data["working_days"]))
+
+
 @admin.register(Mailbox)
 class MailboxAdmin(admin.ModelAdmin):
+    form = MailboxForm
     list_display = (
         *("name", "address", "display_name", "company_name", "reply_within_hours"),
         "auto_assign",
     )
     filter_horizontal = ("reviewers",)
+
+
+@admin.register(CalendarDay)
+class CalendarDayAdmin(admin.ModelAdmin):
+    """Holidays and make-up working days, for mailboxes that count targets in working hours.
+
+    Saving or deleting an entry moves the due times of the drafts still awaiting a decision.
+    """
+
+    list_display = ("__str__", "first_day", "last_day", "kind", "mailbox")
+    list_filter = ("kind", "mailbox")
+    search_fields = ("name",)
+    date_hierarchy = "first_day"
 
 
 class StaffProfileInline(admin.StackedInline):

@@ -41,6 +41,10 @@ def test_an_admin_edits_templates_mailboxes_and_users(dana_client):
             "imap_password_env": "IMAP_PASSWORD",
             "imap_folder": "INBOX",
             "send_limit_per_minute": 0,
+            # The form's initial working week, as the page sends it back.
+            "working_days": ["1", "2", "3", "4", "5"],
+            "opens_at": "09:00",
+            "closes_at": "18:00",
         },
     )
     assert Mailbox.objects.filter(name="sales").exists(), response.text[:2000]
