@@ -1258,19 +1258,36 @@ class Draft(models.Model):
         event = {"user": user, "action": ReviewEvent.RETRY, "note": self.error}
         return self._transition([self.FAILED], event, _enqueue_generation, status=self.QUEUED)
 
+    INSTRUCTION_MAX = 500
+
     def regenerate(
-        self, user: object, temperature: float | None = None, template: PromptTemplate | None = None
+        self,
+        user: object,
+        temperature: float | None = None,
+        template: PromptTemplate | None = None,
+        instruction: str = "",
+        reply: str | None = None,
     ) -> bool:
         """Queue the draft for the model again, optionally at another temperature or template.
 
+        With ``instruction`` ("shorter", "mention the refund policy") the model rewrites
+        ``reply`` (the text in the reviewer's editor; by default the saved one) as asked.
         The request is kept in ``generation["requested"]`` until the worker honours it.
         """
-        requested = {"temperature": temperature, "template": template.pk if template else None}
+        requested: dict[str, object] = {
+            "temperature": temperature,
+            "template": template.pk if template else None,
+        }
+        note = [f"{k} {v}" for k, v in requested.items() if v is not None]
+        if instruction := instruction.strip()[: self.INSTRUCTION_MAX]:
+            text = self.reply_text if reply is None else reply
+            requested.update(instruction=instruction, revise=text)
+            note.append(f"asked: {instruction}")
         event = {
             "user": user,
             "action": ReviewEvent.REGENERATE,
             "text_before": self.reply_text,
-            "note": ", ".join(f"{k} {v}" for k, v in requested.items() if v is not None),
+            "note": ", ".join(note),
         }
         return self._transition(
             [self.READY, self.FAILED],

@@ -23,7 +23,14 @@ from drafts import assignment, examples
 from drafts.api.callbacks import notify_finished as notify_api_callbacks
 from drafts.models import Draft, Mailbox, Message, Outbox, PromptTemplate, SamplingRule
 from drafts.notify import Notification
-from inference.drafting import DraftOutcome, DraftSettings, EmailInput, PromptSet, draft_replies
+from inference.drafting import (
+    DraftOutcome,
+    DraftSettings,
+    EmailInput,
+    PromptSet,
+    Revision,
+    draft_replies,
+)
 from inference.registry import Backend, load_backend
 
 log = logging.getLogger(__name__)
@@ -186,15 +193,18 @@ def generate_draft(draft_id: int) -> str:
         rules = SamplingRule.active()
         backend = configured_backend()
         # One pipeline call per mailbox (its company profile) and reviewer's request.
-        groups: dict[tuple[int, object, object], list[Draft]] = {}
+        groups: dict[tuple[int, object, object, object], list[Draft]] = {}
         used: dict[int, PromptTemplate] = {}  # the template each draft was written with
         outcomes = {}
-        for d in batch:  # a reviewer asked for another template or temperature
+        for d in batch:  # a reviewer asked for another template or temperature, or a change
             requested = d.generation.get("requested") or {}
-            key = (d.message.mailbox_id, requested.get("template"), requested.get("temperature"))
+            key = (
+                *(d.message.mailbox_id, requested.get("template"), requested.get("temperature")),
+                d.pk if requested.get("instruction") else None,  # a rewrite goes alone
+            )
             groups.setdefault(key, []).append(d)
         by_intent = PromptTemplate.active_by_intent()
-        for (_, template_id, temperature), drafts in groups.items():
+        for (_, template_id, temperature, _), drafts in groups.items():
             mailbox = drafts[0].message.mailbox
             chosen = PromptTemplate.objects.filter(pk=template_id).first() or template
             # A template the reviewer picked is used whole; otherwise intents may have their own.
@@ -215,6 +225,7 @@ def generate_draft(draft_id: int) -> str:
                 examples=examples.finder(settings.REPLYHUB_FEW_SHOT_EXAMPLES)
                 if settings.REPLYHUB_FEW_SHOT_EXAMPLES
                 else None,
+                revisions=[revision_asked(d) for d in drafts],
             )
             outcomes.update({d.pk: r for d, r in zip(drafts, results, strict=True)})
             for d, result in zip(drafts, results, strict=True):
@@ -247,6 +258,14 @@ def generate_draft(draft_id: int) -> str:
     notify_api_callbacks(ids)  # drafts submitted through the API with a callback URL
     log.info("Drafted %d: %s", len(ids), ids, extra=task)
     return f"ready: {len(ids)}"
+
+
+def revision_asked(draft: Draft) -> Revision | None:
+    """The reviewer's requested change to the draft's reply, if they asked for one."""
+    requested = draft.generation.get("requested") or {}
+    if not requested.get("instruction"):
+        return None
+    return Revision(reply=requested.get("revise") or "", instruction=requested["instruction"])
 
 
 def _heartbeat() -> None:
@@ -312,6 +331,8 @@ def _store(draft: Draft, outcome: DraftOutcome, template: PromptTemplate, model_
             "finish_reason": outcome.finish_reason,
             "analysis_notes": outcome.analysis_notes,
             "examples": [int(key) for key in outcome.examples],
+            # What the reviewer asked to change, shown with the rewritten draft.
+            **({"instruction": asked.instruction} if (asked := revision_asked(draft)) else {}),
             **outcome.sampling,
         },
         prompt_tokens=outcome.prompt_tokens,

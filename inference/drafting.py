@@ -87,6 +87,23 @@ class Example:
     reply: str
 
 
+@dataclass(frozen=True)
+class Revision:
+    """A reviewer's request to change a reply: the reply as it stands (their edits
+    included) and what should change ("shorter", "mention the refund policy")."""
+
+    reply: str
+    instruction: str
+
+
+REVISE = (
+    "Our reviewer asks for this change to your reply: {instruction}\n"
+    "Write the whole reply again with that change. Keep every fact that is still right, "
+    "answer in the same language, and write only the reply."
+)
+ASKED = "Our reviewer asks for this: {instruction}"
+
+
 # Given an email and its intent, the examples to show the model before it writes the reply.
 ExampleFinder = Callable[[EmailInput, str], Sequence[Example]]
 EXAMPLE_INTRO = "An earlier customer email, and the reply our team approved for it:"
@@ -259,11 +276,14 @@ def draft_replies(
     settings: DraftSettings,
     rules: tuple[SamplingRule, ...] = DEFAULT_RULES,
     examples: ExampleFinder | None = None,
+    revisions: Sequence[Revision | None] | None = None,
 ) -> list[DraftOutcome]:
     """Analyse ``emails`` and write their reply drafts with ``backend``, as one batch.
 
     Each step is one batched call to the backend, so the outcomes come back together, in
-    the order of ``emails``.
+    the order of ``emails``. ``revisions``, parallel to ``emails``: where one is given, the
+    model sees the reply as it stands as its own earlier answer, and the reviewer's request
+    as the next turn, and writes the reply again.
     """
     if not emails:
         return []
@@ -284,8 +304,9 @@ def draft_replies(
     analysed, notes, analysis_runs = _analyse(backend, analysis, settings)
 
     reply_requests, rule_names, intents, fields_list, shown_keys = [], [], [], [], []
-    for email, text, v, system, choice, output in zip(
-        emails, texts, values, systems, choices, analysed, strict=True
+    revisions = revisions or [None] * len(emails)
+    for email, text, v, system, choice, output, revision in zip(
+        emails, texts, values, systems, choices, analysed, revisions, strict=True
     ):
         probabilities = _softmax(list(choice.logprobs))
         best = max(range(len(keys)), key=probabilities.__getitem__)
@@ -315,7 +336,16 @@ def draft_replies(
         )
         shown = tuple(examples(email, intent)) if examples else ()
         turns = [turn for example in shown for turn in _example_turns(example)]
-        reply_requests.append(GenerationRequest((system, *turns, user), sampling))
+        asked: tuple[ChatMessage, ...] = ()
+        if revision and revision.reply.strip():
+            asked = (
+                ChatMessage("assistant", revision.reply),
+                ChatMessage("user", REVISE.format(instruction=revision.instruction.strip())),
+            )
+        elif revision:  # nothing written yet (the model failed): a wish for the first reply
+            wish = ASKED.format(instruction=revision.instruction.strip())
+            user = ChatMessage("user", f"{user.content}\n\n{wish}")
+        reply_requests.append(GenerationRequest((system, *turns, user, *asked), sampling))
         shown_keys.append(tuple(example.key for example in shown))
         rule_names.append(rule)
         intents.append((intent, probabilities, best))

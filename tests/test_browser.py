@@ -388,6 +388,24 @@ def test_a_note_for_the_team_keeps_the_reply_being_written(visit, mailbox, alice
     assert Draft.objects.get(pk=draft.pk).reply_text == draft.reply_text  # not saved by it
 
 
+def test_a_reviewer_asks_the_model_to_rewrite_the_reply_being_edited(visit, mailbox, alice):
+    draft = make_ready_draft(mailbox)
+    page = visit("alice").page
+    page.goto(f"/drafts/{draft.pk}/")
+    edited = "Dear Olivia,\n\nA long answer about seats and prices.\n\nAcme Cloud Support Team"
+    page.locator("form.review textarea").fill(edited)
+    page.get_by_text("Regenerate or reassign").click()
+    page.get_by_role("button", name="shorter").click()
+    page.get_by_role("button", name="more formal").click()
+    expect(page.get_by_label("What should change?")).to_have_value("shorter; more formal")
+    page.get_by_role("button", name="Regenerate", exact=True).click()
+    expect(page.locator(".notice.success")).to_have_text("Queued for the model again.")
+    draft.refresh_from_db()
+    assert draft.status == Draft.QUEUED
+    assert draft.generation["requested"]["instruction"] == "shorter; more formal"
+    assert draft.generation["requested"]["revise"] == edited  # the unsaved edit, rewritten
+
+
 def test_a_reviewer_attaches_a_file_and_it_goes_with_the_reply(
     visit, mailbox, alice, smtp_server, tmp_path
 ):

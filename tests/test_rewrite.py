@@ -1,0 +1,140 @@
+"""Asking the model for a change: the reviewer says what should change ("shorter", "mention
+that refunds take 5 working days"), and the model rewrites the reply in the editor as asked."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from drafts.ingest import ingest_message
+from drafts.models import Draft, ReviewEvent, StaffProfile
+from drafts.tasks import generate_draft
+from tests.apiclient import ScriptedModel
+from tests.conftest import mail_bytes, make_ready_draft
+
+pytestmark = pytest.mark.django_db
+
+EDITED = "Dear Olivia Brown,\n\nYour order ships on Monday, we think.\n\nAcme Cloud Support Team"
+
+
+class RecordingModel(ScriptedModel):
+    """The scripted model, keeping the reply prompts it was given (one list per call)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reply_calls: list[list[tuple]] = []
+
+    def generate(self, requests):
+        replies = [r for r in requests if "as JSON" not in r.messages[-1].content]
+        if replies:
+            self.reply_calls.append([r.messages for r in replies])
+        return super().generate(requests)
+
+
+@pytest.fixture
+def model(monkeypatch) -> RecordingModel:
+    recording = RecordingModel()
+    monkeypatch.setattr("drafts.tasks.configured_backend", lambda: recording)
+    return recording
+
+
+def ask(client, draft: Draft, **data: str):
+    data = {"action": "regenerate", **data}
+    return client.post(reverse("draft_action", args=[draft.pk]), data, follow=True)
+
+
+def test_the_model_rewrites_the_text_in_the_editor_as_asked(alice_client, mailbox, model):
+    draft = make_ready_draft(mailbox)
+    page = ask(alice_client, draft, instruction="  shorter  ", reply_text=EDITED)
+    assert "Queued for the model again." in page.text
+    draft.refresh_from_db()
+    assert draft.status == Draft.QUEUED
+    assert draft.generation["requested"]["instruction"] == "shorter"
+    event = draft.events.get(action=ReviewEvent.REGENERATE)
+    assert event.note == "asked: shorter"
+
+    assert generate_draft(draft.pk) == "ready: 1"
+    [[messages]] = model.reply_calls
+    # The reply as the reviewer left it, as the model's own answer; then the request.
+    assert (messages[-2].role, messages[-2].content) == ("assistant", EDITED)
+    assert messages[-1].role == "user"
+    assert "asks for this change to your reply: shorter" in messages[-1].content
+    assert "<<<EMAIL" in messages[-3].content  # the email is still there, as data
+
+    draft.refresh_from_db()
+    assert draft.status == Draft.READY
+    assert "We are sorry about the outage." in draft.reply_text
+    assert "requested" not in draft.generation
+    html = alice_client.get(reverse("draft", args=[draft.pk])).text
+    assert "Rewritten as asked: “shorter”" in html
+
+
+def test_without_unsaved_edits_the_saved_reply_is_rewritten(alice_client, mailbox, model):
+    draft = make_ready_draft(mailbox)
+    ask(alice_client, draft, instruction="more formal")
+    generate_draft(draft.pk)
+    [[messages]] = model.reply_calls
+    assert messages[-2].content == draft.reply_text
+
+
+def test_a_rewrite_is_asked_of_the_model_alone_not_with_other_waiting_drafts(
+    alice, mailbox, model, settings
+):
+    settings.REPLYHUB_BATCH_SIZE = 8  # as on a GPU: waiting drafts are drafted together
+    waiting = ingest_message(mailbox, mail_bytes("with_attachment.eml"))[0].draft
+    rewrite = make_ready_draft(mailbox)
+    assert rewrite.regenerate(alice, instruction="warmer")
+    assert generate_draft(rewrite.pk) == "ready: 2"
+    asked = [calls for calls in model.reply_calls if "warmer" in calls[0][-1].content]
+    assert len(asked) == 1 and len(asked[0]) == 1  # in a call of its own
+    other = [calls for calls in model.reply_calls if calls not in asked]
+    assert [len(calls) for calls in other] == [1]
+    assert all(m.role != "assistant" for m in other[0][0])  # written afresh
+    assert Draft.objects.get(pk=waiting.pk).status == Draft.READY
+
+
+def test_a_failed_draft_takes_the_request_as_a_wish_for_its_first_reply(alice, mailbox, model):
+    draft = make_ready_draft(mailbox)
+    Draft.objects.filter(pk=draft.pk).update(status=Draft.FAILED, reply_text="")
+    draft.refresh_from_db()
+    assert draft.regenerate(alice, instruction="mention the 30-day warranty")
+    generate_draft(draft.pk)
+    [[messages]] = model.reply_calls
+    assert messages[-1].role == "user"
+    assert messages[-1].content.endswith("Our reviewer asks for this: mention the 30-day warranty")
+    assert all(m.role != "assistant" for m in messages)
+
+
+def test_an_overlong_request_is_refused_by_name_and_the_edit_kept(alice_client, mailbox):
+    draft = make_ready_draft(mailbox)
+    page = ask(alice_client, draft, instruction="x" * 501, reply_text=EDITED)
+    assert "limited to 500 characters; this was 501" in page.text
+    assert Draft.objects.get(pk=draft.pk).status == Draft.READY
+    assert "Your order ships on Monday, we think." in page.text  # still in the editor
+
+
+def test_the_page_offers_quick_picks_in_the_reviewers_language(client, alice, mailbox):
+    draft = make_ready_draft(mailbox)
+    client.force_login(alice)
+    form = client.get(reverse("draft", args=[draft.pk])).text.split('class="regenerate')[1]
+    assert 'name="instruction"' in form and 'maxlength="500"' in form
+    assert ">shorter</button>" in form and ">more formal</button>" in form
+    StaffProfile.objects.update_or_create(user=alice, defaults={"language": "zh-hans"})
+    client.force_login(alice)
+    form = client.get(reverse("draft", args=[draft.pk])).text.split('class="regenerate')[1]
+    assert "需要怎样修改？" in form and ">更简短</button>" in form
+
+
+def test_the_bundled_model_rewrites_a_draft_as_asked(alice, mailbox, settings):
+    settings.REPLYHUB_MAX_NEW_TOKENS = 24
+    settings.REPLYHUB_ANALYSIS_MAX_NEW_TOKENS = 16
+    draft = ingest_message(mailbox, mail_bytes("inquiry_en.eml"))[0].draft
+    assert generate_draft(draft.pk) == "ready: 1"
+    draft.refresh_from_db()
+    assert draft.regenerate(alice, instruction="shorter", reply=EDITED)
+    assert generate_draft(draft.pk) == "ready: 1"
+    draft.refresh_from_db()
+    assert draft.status == Draft.READY
+    assert draft.generation["instruction"] == "shorter"
+    assert draft.reply_text.startswith("Dear Olivia Brown,")
+    assert draft.reply_text.endswith("Acme Cloud Support Team")
