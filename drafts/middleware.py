@@ -1,13 +1,18 @@
-"""The interface language: the signed-in user's profile choice over the browser's."""
+"""The interface language: the signed-in user's profile choice over the browser's; and
+two-step verification set up before anything else, for those who must use it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils import translation
 
+from drafts import two_factor
 from drafts.models import StaffProfile
 
 # Where the top bar's language switch keeps an anonymous visitor's choice.
@@ -46,3 +51,40 @@ class UserLanguageMiddleware:
             translation.activate(language)
             request.LANGUAGE_CODE = translation.get_language()
         return self.get_response(request)
+
+
+# Where a user who must set up two-step verification may still go: the setup page itself,
+# logging out, the language switch, static files, and the API (its tokens are a credential
+# of their own; the session cookie means nothing there).
+SETUP_ALLOWED_PREFIXES = ("/api/",)
+
+
+class TwoFactorSetupMiddleware:
+    """Users whom REPLYHUB_REQUIRE_2FA obliges to use two-step verification, and who have
+    not set it up, reach nothing but the setup page until they have (the Django admin
+    included); goes after AuthenticationMiddleware.
+
+    With REPLYHUB_REQUIRE_2FA=none (the default) it costs no query.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if (
+            settings.REPLYHUB_REQUIRE_2FA != "none"
+            and request.user.is_authenticated
+            and not self.allowed(request.path_info)
+            and two_factor.must_set_up(request.user)
+        ):
+            setup = reverse("account_security")
+            if request.method in ("GET", "HEAD"):
+                setup += "?" + urlencode({"next": request.get_full_path()})
+            return redirect(setup)
+        return self.get_response(request)
+
+    @staticmethod
+    def allowed(path: str) -> bool:
+        exact = {reverse(name) for name in ("account_security", "logout", "set_language")}
+        prefixes = (f"/{settings.STATIC_URL.lstrip('/')}", *SETUP_ALLOWED_PREFIXES)
+        return path in exact or path.startswith(prefixes) or path == "/favicon.ico"

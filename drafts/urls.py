@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from drafts import language, mail_views, views
+from drafts import account_views, language, mail_views, views
 
 urlpatterns = [
     path("", views.queue, name="queue"),
@@ -26,4 +26,5 @@ urlpatterns = [
     path("drafts/retry-failed/", views.retry_failed, name="retry_failed"),
     path("stats/", views.stats_page, name="stats"),
     path("language/", language.set_language, name="set_language"),
+    path("account/security/", account_views.account_security, name="account_security"),
 ]

@@ -78,6 +78,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "drafts.middleware.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "drafts.middleware.TwoFactorSetupMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -218,6 +219,15 @@ REPLYHUB_NOTIFY_TIMEOUT = envint("REPLYHUB_NOTIFY_TIMEOUT", "10")
 # Failed logins per username before it is locked for a while (five times as many per address).
 REPLYHUB_LOGIN_ATTEMPTS = envint("REPLYHUB_LOGIN_ATTEMPTS", "5")
 REPLYHUB_LOGIN_LOCKOUT_MINUTES = envint("REPLYHUB_LOGIN_LOCKOUT_MINUTES", "15")
+# Who must use two-step verification (an authenticator app's code after the password):
+# "none" (each user chooses), "admins" (superusers and the admin role), "staff" (supervisors
+# too) or "all". Those without it are sent to set it up before anything else.
+REPLYHUB_REQUIRE_2FA = os.getenv("REPLYHUB_REQUIRE_2FA", "").strip().lower() or "none"
+if REPLYHUB_REQUIRE_2FA not in ("none", "admins", "staff", "all"):
+    raise ImproperlyConfigured(
+        "REPLYHUB_REQUIRE_2FA must be none, admins, staff or all, "
+        f"not {os.getenv('REPLYHUB_REQUIRE_2FA')!r}."
+    )
 
 # --- REST API (drafts/api/, docs/api.md) ---------------------------------------------------
 # Requests per minute per token (0: no limit), counted in the cache (Redis with REDIS_URL).

@@ -1,0 +1,123 @@
+"""The "Account security" page: turning two-step verification on and off, and recovery codes.
+
+Turning it on shows a QR code (and the secret, for typing in) and takes effect only once
+the user has typed a code from their app, which proves the app holds the secret. Recovery
+codes are shown once, in the answer to the form that made them, as new API tokens are:
+only their hashes are kept. Making new ones or turning it off needs a current code or the
+password, and wrong ones count against the same lock as wrong logins.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_post_parameters
+
+from drafts.login import count_failure, locked_out, locked_out_message
+from drafts.two_factor import (
+    TwoFactor,
+    looks_like_totp,
+    normalized,
+    qr_svg,
+    required_for,
+    turn_off,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def _next_url(request: HttpRequest) -> str:
+    """Where to go once set up (a login sent the user here); only a same-site path."""
+    next_url = request.POST.get("next") or request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return next_url
+    return ""
+
+
+def _page(request: HttpRequest, status: int = 200, **context: object) -> HttpResponse:
+    user = request.user
+    two_factor = TwoFactor.objects.filter(user=user).first()
+    if two_factor is None or not two_factor.enabled:
+        two_factor = TwoFactor.setup_for(user)
+        uri = two_factor.provisioning_uri()
+        secret = two_factor.secret
+        context |= {
+            "qr_svg": qr_svg(uri),
+            "otpauth_uri": uri,
+            # In groups of four, as the apps' "enter a setup key" fields accept it.
+            "secret_groups": " ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
+        }
+    context |= {
+        "two_factor": two_factor,
+        "required": required_for(user),
+        "next_url": _next_url(request),
+    }
+    return render(request, "drafts/account_security.html", context, status=status)
+
+
+@sensitive_post_parameters("code", "confirmation")
+@login_required
+def account_security(request: HttpRequest) -> HttpResponse:
+    """Show the user's two-step verification; turn it on or off, or make new recovery codes."""
+    if request.method != "POST":
+        return _page(request)
+    action = request.POST.get("action")
+    username = request.user.get_username()
+    if action not in ("enable", "recovery_codes", "disable"):
+        return redirect("account_security")
+    if locked_out(request, username):
+        return _page(request, status=429, error=locked_out_message())
+    two_factor = TwoFactor.objects.filter(user=request.user).first()
+    if action == "enable":
+        return _enable(request, two_factor)
+    if two_factor is None or not two_factor.enabled:
+        return redirect("account_security")
+    if not _confirmed(request, two_factor):
+        count_failure(request, username)
+        return _page(
+            request,
+            error=_("That is neither a current code from your app nor your password."),
+        )
+    if action == "recovery_codes":
+        codes = two_factor.new_recovery_codes()
+        logger.info("%s made new recovery codes", username)
+        return _page(request, recovery_codes=codes)
+    turn_off(request.user, by=request.user)
+    logger.info("%s turned two-step verification off", username)
+    messages.success(request, _("Two-step verification is off."))
+    return redirect("account_security")
+
+
+def _enable(request: HttpRequest, two_factor: TwoFactor | None) -> HttpResponse:
+    if two_factor is None or two_factor.enabled:
+        return redirect("account_security")
+    codes = two_factor.confirm(request.POST.get("code", ""))
+    if codes is None:
+        count_failure(request, request.user.get_username())
+        return _page(
+            request,
+            error=_(
+                "That code is not right, so two-step verification is still off. Check that "
+                "you scanned the code shown here, and type the 6 digits your app shows now."
+            ),
+        )
+    logger.info("%s turned two-step verification on", request.user.get_username())
+    messages.success(request, _("Two-step verification is on."))
+    return _page(request, recovery_codes=codes)
+
+
+def _confirmed(request: HttpRequest, two_factor: TwoFactor) -> bool:
+    """A current code from the app, or the password: the person at the keyboard is the user,
+    not someone who found their session open."""
+    value = request.POST.get("confirmation", "")
+    if looks_like_totp(normalized(value)) and two_factor.verify(value):
+        return True
+    return bool(value) and request.user.check_password(value)
