@@ -34,6 +34,7 @@ from drafts.models import (
     TemplateReplay,
     Thread,
 )
+from drafts.two_factor_admin import TwoFactorUserAdminMixin
 from inference.drafting import TEMPLATE_VARIABLES, TemplateError, render_template
 
 
@@ -91,8 +92,9 @@ class StaffProfileInline(admin.StackedInline):
     verbose_name_plural = "Role and language"
 
 
-class StaffUserAdmin(UserAdmin):
-    """Users with their ReplyHub role and language on the same page."""
+class StaffUserAdmin(TwoFactorUserAdminMixin, UserAdmin):
+    """Users with their ReplyHub role and language on the same page, and their two-step
+    verification (drafts/two_factor_admin.py)."""
 
     inlines = (StaffProfileInline,)
     list_display = (*UserAdmin.list_display, "role")

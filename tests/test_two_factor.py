@@ -435,6 +435,42 @@ def test_a_bad_policy_is_refused_at_startup_by_name(value):
 # --- The admin -------------------------------------------------------------------------------
 
 
+def reset_in_admin(client: Client, *users: User):
+    return client.post(
+        reverse("admin:auth_user_changelist"),
+        {"action": "reset_two_factor", "_selected_action": [u.pk for u in users]},
+        follow=True,
+    )
+
+
+def test_an_admin_resets_a_reviewers_two_factor(client, dana, alice, clock):
+    turned_on(alice)
+    client.force_login(dana)
+    listing = client.get(reverse("admin:auth_user_changelist")).text
+    assert "Reset two-step verification (lost phone and recovery codes)" in listing
+    page = reset_in_admin(client, alice)
+    assert "Two-step verification reset for alice" in page.text
+    assert not TwoFactor.objects.filter(user=alice).exists()
+    assert not RecoveryCode.objects.exists()
+    entry = LogEntry.objects.filter(object_id=str(alice.pk)).latest("action_time")
+    assert entry.user == dana
+    assert entry.change_message == "Reset two-step verification of alice."
+    history = client.get(reverse("admin:auth_user_history", args=[alice.pk])).text
+    assert "Reset two-step verification of alice." in history
+    assert log_in(Client(), alice)["Location"] == reverse("queue")  # the password alone again
+
+
+def test_only_a_superuser_resets_an_admins_two_factor(client, dana, erin, root, clock):
+    turned_on(erin)
+    client.force_login(dana)
+    page = reset_in_admin(client, erin)
+    assert "Only a superuser can reset an admin&#x27;s two-step verification: erin." in page.text
+    assert TwoFactor.objects.get(user=erin).enabled
+    client.force_login(root)
+    assert "Two-step verification reset for erin" in reset_in_admin(client, erin).text
+    assert not TwoFactor.objects.filter(user=erin).exists()
+
+
 def test_the_admins_login_page_checks_no_passwords(client, root, settings):
     """Before, /admin/login/ was Django's own login: no lock, and (now) no code."""
     settings.REPLYHUB_LOGIN_ATTEMPTS = 3
