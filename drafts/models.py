@@ -1267,12 +1267,14 @@ class Draft(models.Model):
         template: PromptTemplate | None = None,
         instruction: str = "",
         reply: str | None = None,
+        version: int | None = None,
     ) -> bool:
         """Queue the draft for the model again, optionally at another temperature or template.
 
         With ``instruction`` ("shorter", "mention the refund policy") the model rewrites
         ``reply`` (the text in the reviewer's editor; by default the saved one) as asked.
         The request is kept in ``generation["requested"]`` until the worker honours it.
+        With ``version``, refused if the draft changed since that version was read.
         """
         requested: dict[str, object] = {
             "temperature": temperature,
@@ -1293,6 +1295,7 @@ class Draft(models.Model):
             [self.READY, self.FAILED],
             event,
             _enqueue_generation,
+            expected_version=version,
             status=self.QUEUED,
             generation={**self.generation, "requested": requested},
             claimed_by=None,

@@ -9,7 +9,7 @@ from django.urls import reverse
 from drafts.ingest import ingest_message
 from drafts.models import Draft, ReviewEvent, StaffProfile
 from drafts.tasks import generate_draft
-from tests.apiclient import ScriptedModel
+from tests.apiclient import ScriptedModel, api_for, draft_url, error_of
 from tests.conftest import mail_bytes, make_ready_draft
 
 pytestmark = pytest.mark.django_db
@@ -138,3 +138,46 @@ def test_the_bundled_model_rewrites_a_draft_as_asked(alice, mailbox, settings):
     assert draft.generation["instruction"] == "shorter"
     assert draft.reply_text.startswith("Dear Olivia Brown,")
     assert draft.reply_text.endswith("Acme Cloud Support Team")
+
+
+# -- the API ----------------------------------------------------------------------------------
+
+
+def test_the_api_asks_for_a_rewrite_of_the_text_it_sends(alice, mailbox, model):
+    draft = make_ready_draft(mailbox)
+    api = api_for(alice)
+    response = api.post(
+        draft_url(draft, "regenerate"),
+        {"version": draft.version, "instruction": "shorter", "text": EDITED},
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["status"] == "queued"
+    assert body["history"][-1]["action"] == "regenerate"
+    assert generate_draft(draft.pk) == "ready: 1"
+    [[messages]] = model.reply_calls
+    assert messages[-2].content == EDITED.strip()
+    body = api.get(draft_url(draft)).json()
+    assert (body["status"], body["rewrite_instruction"]) == ("ready", "shorter")
+
+
+def test_the_api_refuses_what_it_cannot_do_by_name(alice, mailbox):
+    draft = make_ready_draft(mailbox)
+    api = api_for(alice)
+    url = draft_url(draft, "regenerate")
+    cases = [
+        ({"temperature": 3}, "temperature", "must be a number from 0 to 2"),
+        ({"temperature": True}, "temperature", "must be a number from 0 to 2"),
+        ({"template": 999}, "template", "No prompt template 999 is in use."),
+        ({"text": "Dear Olivia"}, "text", "send an “instruction” too"),
+        ({"instruction": "x" * 501}, "instruction", "500"),
+    ]
+    for data, field, words in cases:
+        error = error_of(api.post(url, data))
+        assert error["field"] == field and words in error["message"], (data, error)
+    stale = api.post(url, {"version": draft.version - 1, "instruction": "shorter"})
+    assert stale.status_code == 409 and error_of(stale)["code"] == "version_conflict"
+    assert Draft.objects.get(pk=draft.pk).status == Draft.READY  # nothing was queued
+    assert api.post(url, {}).status_code == 200  # written afresh, by the rules
+    again = api.post(url, {"instruction": "shorter"})
+    assert again.status_code == 409 and error_of(again)["code"] == "not_awaiting_review"

@@ -80,6 +80,11 @@ DRAFT_PROPERTIES: dict[str, Any] = {
     "held_by": _nullable(_object({"user": STRING, "until": DATETIME})),
     "created_at": DATETIME,
     "ready_at": _nullable(DATETIME),
+    "rewrite_instruction": {
+        **_nullable(STRING),
+        "description": "What a reviewer asked to change when they had this reply rewritten "
+        "(see regenerate); null: written afresh.",
+    },
     "due_at": {
         **_nullable(DATETIME),
         "description": "When the email must be answered by (the mailbox's reply target); null: "
@@ -353,6 +358,26 @@ REJECT_BODY = {
         },
     },
 }
+REGENERATE_BODY = {
+    "type": "object",
+    "properties": {
+        "instruction": {
+            "type": "string",
+            "maxLength": Draft.INSTRUCTION_MAX,
+            "description": "What should change (“shorter”, “mention that refunds take 5 working "
+            "days”): the model rewrites the reply as asked instead of writing a new one.",
+        },
+        "text": {
+            "type": "string",
+            "maxLength": 100_000,
+            "description": "The reply to rewrite, if not the draft's saved one (e.g. your "
+            "unsaved edit); only with an instruction.",
+        },
+        "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+        "template": {**ID, "description": "A prompt template in use (its id)."},
+        "version": {**ID, "minimum": 0, "description": "The version you read (optional)."},
+    },
+}
 NOTE_BODY = {
     "type": "object",
     "required": ["text"],
@@ -604,6 +629,19 @@ def openapi() -> dict[str, Any]:
                     "draft is not rejected; 409 redacted when the retention period has "
                     "removed its email's content.",
                     parameters=_path_id("draft_id"),
+                )
+            },
+            "/api/v1/drafts/{draft_id}/regenerate": {
+                "post": _operation(
+                    "regenerateDraft",
+                    "Ask the model for the draft again, or for a rewrite saying what should change",
+                    {"200": _json(_ref("Draft"), "Queued for the model again")},
+                    *DECIDING,
+                    description="Allowed for a draft awaiting review or whose generation "
+                    "failed; it is queued for the model (status queued) and ready again once "
+                    "a worker has written it: poll the draft or use a callback.",
+                    parameters=_path_id("draft_id"),
+                    requestBody=_body(REGENERATE_BODY, {"version": 3, "instruction": "shorter"}),
                 )
             },
             "/api/v1/drafts/{draft_id}/notes": {

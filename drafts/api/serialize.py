@@ -70,6 +70,7 @@ def draft_json(base: str, draft: Draft, history: bool = False) -> dict[str, Any]
         "flags": list(draft.flags or []),
         "reply_text": draft.reply_text,
         "generated_text": draft.generated_text,
+        "rewrite_instruction": (draft.generation or {}).get("instruction"),
         "version": draft.version,
         "error": draft.error,
         "template": (

@@ -13,6 +13,11 @@ urlpatterns = [
     path("api/v1/drafts/<int:draft_id>/reject", views.draft_reject, name="api_draft_reject"),
     path("api/v1/drafts/<int:draft_id>/undo", views.draft_undo, name="api_draft_undo"),
     path("api/v1/drafts/<int:draft_id>/reopen", views.draft_reopen, name="api_draft_reopen"),
+    path(
+        "api/v1/drafts/<int:draft_id>/regenerate",
+        views.draft_regenerate,
+        name="api_draft_regenerate",
+    ),
     path("api/v1/drafts/<int:draft_id>/notes", views.draft_note, name="api_draft_note"),
     path("api/v1/messages", views.message_list, name="api_messages"),
     path("api/v1/messages/<int:message_id>", views.message_detail, name="api_message"),

@@ -370,6 +370,37 @@ def draft_reopen(request: HttpRequest, draft_id: int) -> dict[str, Any]:
 
 
 @api_view("POST", write=("POST",))
+def draft_regenerate(request: HttpRequest, draft_id: int) -> dict[str, Any]:
+    """Ask the model for the draft again: at another temperature, with another template, or
+    saying what should change (the model then rewrites the reply, or the ``text`` sent)."""
+    draft = _draft_for_decision(request, draft_id)
+    data = json_body(request)
+    instruction = string_field(data, "instruction", max_length=Draft.INSTRUCTION_MAX) or ""
+    text = string_field(data, "text", max_length=MAX_REPLY)
+    if text is not None and not instruction.strip():
+        raise bad_request("text", "“text” is what the model rewrites: send an “instruction” too.")
+    temperature = data.get("temperature")
+    if temperature is not None and (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, int | float)
+        or not 0 <= temperature <= 2
+    ):
+        raise bad_request("temperature", "“temperature” must be a number from 0 to 2.")
+    template = None
+    if (template_id := integer_field(data, "template", minimum=1)) is not None:
+        template = PromptTemplate.objects.filter(pk=template_id, is_active=True).first()
+        if template is None:
+            raise bad_request("template", f"No prompt template {template_id} is in use.")
+    version = integer_field(data, "version")
+    reply = None if text is None else text.replace("\r\n", "\n").strip()
+    if not draft.regenerate(
+        request.user, temperature, template, instruction, reply, version=version
+    ):
+        raise _refusal(draft, request.user, version)
+    return _decided(request, draft)
+
+
+@api_view("POST", write=("POST",))
 def draft_note(request: HttpRequest, draft_id: int) -> dict[str, Any]:
     """Add a note for the team to the draft's history; nothing else changes."""
     draft = _draft_for_decision(request, draft_id)
