@@ -17,10 +17,11 @@ class DraftsConfig(AppConfig):
     verbose_name = "ReplyHub"
 
     def ready(self) -> None:
-        from replyhub.checks import check_secret_key_from_environment
+        from replyhub.checks import check_secret_key_from_environment, check_two_factor_required
 
         register(check_model_configured)
         register(check_secret_key_from_environment, deploy=True)
+        register(check_two_factor_required, deploy=True)
         post_migrate.connect(ensure_search_index, sender=self)
         post_migrate.connect(grant_admin_access, sender=self)
         post_migrate.connect(schedule_minute_sweeps, sender=self)

@@ -3,7 +3,8 @@
 Django checks HTTPS, cookies, HSTS and the strength of SECRET_KEY; it cannot see that
 the key was generated into the data folder rather than set in the environment, which
 works on one machine but gives every web server of a larger deployment its own key (and
-logs everyone out when the data folder is restored elsewhere).
+logs everyone out when the data folder is restored elsewhere). Nor does it know that
+admins logging in with a password alone are what a security review asks about first.
 """
 
 from __future__ import annotations
@@ -24,5 +25,21 @@ def check_secret_key_from_environment(app_configs: object = None, **kwargs: obje
             hint="Set SECRET_KEY in /etc/replyhub/env (deploy/env.example shows how to "
             "make one), the same on every web server and worker.",
             id="replyhub.W010",
+        )
+    ]
+
+
+def check_two_factor_required(app_configs: object = None, **kwargs: object) -> list:
+    """Warn when nobody has to use two-step verification (deploy checks only)."""
+    from django.conf import settings
+
+    if settings.REPLYHUB_REQUIRE_2FA != "none":
+        return []
+    return [
+        Warning(
+            "REPLYHUB_REQUIRE_2FA is none: admins, who can change users, templates and "
+            "mailboxes, may log in with a password alone.",
+            hint="Set REPLYHUB_REQUIRE_2FA=admins (or staff, or all) in /etc/replyhub/env.",
+            id="replyhub.W011",
         )
     ]

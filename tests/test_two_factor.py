@@ -28,6 +28,7 @@ from drafts import two_factor
 from drafts.api.tokens import ApiToken
 from drafts.models import Draft, StaffProfile
 from drafts.two_factor import RecoveryCode, TwoFactor, totp
+from replyhub.checks import check_two_factor_required
 from tests.conftest import all_at_once, make_ready_draft
 
 pytestmark = pytest.mark.django_db
@@ -430,6 +431,13 @@ def test_a_bad_policy_is_refused_at_startup_by_name(value):
     assert f"REPLYHUB_REQUIRE_2FA must be none, admins, staff or all, not {value!r}." in (
         done.stderr
     )
+
+
+def test_check_deploy_warns_while_nobody_must_use_it(settings):
+    settings.REPLYHUB_REQUIRE_2FA = "none"
+    assert [warning.id for warning in check_two_factor_required()] == ["replyhub.W011"]
+    settings.REPLYHUB_REQUIRE_2FA = "admins"
+    assert check_two_factor_required() == []
 
 
 # --- The admin -------------------------------------------------------------------------------
