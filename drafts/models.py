@@ -1426,7 +1426,8 @@ class ReviewEvent(models.Model):
 
 # The outbox, template replays, daily stats totals and chat notifications live in modules of
 # their own (this one is long enough); importing them here registers their models with Django.
-# So do the REST API's tokens and callbacks (drafts/api/) and the records of erasures.
+# So do the REST API's tokens and callbacks (drafts/api/), the records of erasures, and
+# each user's two-step verification (drafts/two_factor.py).
 from drafts.api.callbacks import ApiCallback  # noqa: E402, F401
 from drafts.api.tokens import ApiToken  # noqa: E402, F401
 from drafts.daily import DayTotal, StatsDay  # noqa: E402, F401
@@ -1435,3 +1436,4 @@ from drafts.health import WorkerHeartbeat  # noqa: E402, F401
 from drafts.notify import Notification, NotificationChannel  # noqa: E402, F401
 from drafts.outbox import Outbox  # noqa: E402
 from drafts.replay import TemplateReplay  # noqa: E402, F401
+from drafts.two_factor import RecoveryCode, TwoFactor  # noqa: E402, F401
