@@ -16,9 +16,11 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection
 from django.utils import timezone
+from playwright.sync_api import Browser
 
 from drafts.ingest import ingest_message
 from drafts.models import Draft, Mailbox, Message, StaffProfile
+from tests.browser import chromium
 
 MAIL_DIR = Path(__file__).parent / "fixtures" / "mail"
 DEMO_INBOX = Path(settings.BASE_DIR) / "drafts" / "demo" / "inbox.mbox"
@@ -121,6 +123,24 @@ def carol(db) -> User:
     user = User.objects.create_user("carol", "carol@acme.example", "carol-password-1")
     StaffProfile.objects.create(user=user, role=StaffProfile.SUPERVISOR)
     return user
+
+
+@pytest.fixture
+def dana(db) -> User:
+    """An admin by role, not a superuser."""
+    user = User.objects.create_user("dana", password="dana-password-1")
+    StaffProfile.objects.create(user=user, role=StaffProfile.ADMIN)
+    return User.objects.get(pk=user.pk)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, one per test module of browser tests (tests/browser.py)."""
+    # Playwright's sync API leaves its event loop marked as running in this thread, and
+    # Django then refuses ORM calls; ours stay synchronous, so the guard is lifted here.
+    with pytest.MonkeyPatch.context() as patch, chromium() as browser:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        yield browser
 
 
 @pytest.fixture

@@ -13,14 +13,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def dana(db) -> User:
-    """An admin by role, not a superuser."""
-    user = User.objects.create_user("dana", password="dana-password-1")
-    StaffProfile.objects.create(user=user, role=StaffProfile.ADMIN)
-    return User.objects.get(pk=user.pk)
-
-
-@pytest.fixture
 def dana_client(client, dana):
     client.force_login(dana)
     return client

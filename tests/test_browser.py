@@ -22,7 +22,7 @@ from playwright.sync_api import Browser, Page, expect
 from drafts.ingest import ingest_message
 from drafts.models import Attachment, Draft, Mailbox, SavedReply
 from drafts.sending import send_outbox
-from tests.browser import Visitor, chromium
+from tests.browser import Visitor
 from tests.conftest import make_ready_draft
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -32,15 +32,6 @@ PAYLOADS = (XSS_DIR / "payloads.txt").read_text().splitlines()
 APPROVED = "Approved, waiting to send"
 PRICING = "Pricing for Acme CRM, 25 seats"  # inquiry_en.eml
 ERROR_LOG = "Error log from Acme Analytics export"  # with_attachment.eml
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    # Playwright's sync API leaves its event loop marked as running in this thread, and
-    # Django then refuses ORM calls; ours stay synchronous, so the guard is lifted here.
-    with pytest.MonkeyPatch.context() as patch, chromium() as browser:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        yield browser
 
 
 @pytest.fixture

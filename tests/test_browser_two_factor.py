@@ -17,18 +17,9 @@ from playwright.sync_api import Browser, Page, expect
 
 from drafts.models import StaffProfile
 from drafts.two_factor import current_step, totp
-from tests.browser import Visitor, chromium
+from tests.browser import Visitor
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    # Playwright's sync API leaves its event loop marked as running in this thread, and
-    # Django then refuses ORM calls; ours stay synchronous, so the guard is lifted here.
-    with pytest.MonkeyPatch.context() as patch, chromium() as browser:
-        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-        yield browser
 
 
 @pytest.fixture

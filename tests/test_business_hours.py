@@ -248,11 +248,7 @@ def test_a_working_week_that_cannot_be_is_refused_by_name(office_mailbox, change
 
 
 @pytest.mark.django_db
-def test_an_admin_keeps_the_calendar_days(client, mailbox):
-    from django.contrib.auth.models import User
-
-    dana = User.objects.create_user("dana", password="dana-password-1")
-    StaffProfile.objects.create(user=dana, role=StaffProfile.ADMIN)
+def test_an_admin_keeps_the_calendar_days(client, mailbox, dana):
     client.force_login(dana)
     assert "Calendar days" in client.get(reverse("admin:index")).text
     response = client.post(

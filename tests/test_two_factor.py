@@ -54,14 +54,6 @@ def clock(monkeypatch) -> SimpleNamespace:
 
 
 @pytest.fixture
-def dana(db) -> User:
-    """An admin by role, not a superuser."""
-    user = User.objects.create_user("dana", password="dana-password-1")
-    StaffProfile.objects.create(user=user, role=StaffProfile.ADMIN)
-    return User.objects.get(pk=user.pk)
-
-
-@pytest.fixture
 def erin(db) -> User:
     """A second admin by role."""
     user = User.objects.create_user("erin", password="erin-password-1")
