@@ -396,6 +396,18 @@ def test_a_reviewer_asks_the_model_to_rewrite_the_reply_being_edited(visit, mail
     assert draft.generation["requested"]["instruction"] == "shorter; more formal"
     assert draft.generation["requested"]["revise"] == edited  # the unsaved edit, rewritten
 
+    # From the keyboard: w, type what should change, Enter.
+    other = make_ready_draft(mailbox, "with_attachment.eml")
+    page.goto(f"/drafts/{other.pk}/")
+    page.keyboard.press("w")
+    field = page.get_by_label("What should change?")
+    expect(field).to_be_focused()
+    field.type("mention the log file we received")
+    field.press("Enter")
+    expect(page.locator(".notice.success")).to_have_text("Queued for the model again.")
+    other.refresh_from_db()
+    assert other.generation["requested"]["instruction"] == "mention the log file we received"
+
 
 def test_a_reviewer_attaches_a_file_and_it_goes_with_the_reply(
     visit, mailbox, alice, smtp_server, tmp_path
