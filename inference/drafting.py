@@ -96,12 +96,24 @@ class Revision:
     instruction: str
 
 
+DRAFT_OPEN, DRAFT_CLOSE = "<<<DRAFT", "DRAFT>>>"
+# The draft quoted in the reply prompt's turn, not given as the model's own earlier answer:
+# asked "shorter" that way, the bundled model's rewrites were no shorter than a plain
+# regeneration (bench/rewrite.py, docs/benchmarks.md).
 REVISE = (
-    "Our reviewer asks for this change to your reply: {instruction}\n"
-    "Write the whole reply again with that change. Keep every fact that is still right, "
-    "answer in the same language, and write only the reply."
+    f"Our draft of the reply:\n{DRAFT_OPEN}\n{{draft}}\n{DRAFT_CLOSE}\n\n"
+    "Rewrite the draft with this change: {instruction}. Write only the reply."
 )
 ASKED = "Our reviewer asks for this: {instruction}"
+
+
+def revision_request(revision: Revision) -> str:
+    """What the reply prompt's turn ends with when a reviewer asked for a change."""
+    instruction = revision.instruction.strip()
+    if not revision.reply.strip():  # nothing written yet (the model failed): a wish
+        return ASKED.format(instruction=instruction)
+    draft = revision.reply.strip().replace(DRAFT_CLOSE, "DRAFT> >>")
+    return REVISE.format(draft=draft, instruction=instruction)
 
 
 # Given an email and its intent, the examples to show the model before it writes the reply.
@@ -282,8 +294,8 @@ def draft_replies(
 
     Each step is one batched call to the backend, so the outcomes come back together, in
     the order of ``emails``. ``revisions``, parallel to ``emails``: where one is given, the
-    model sees the reply as it stands as its own earlier answer, and the reviewer's request
-    as the next turn, and writes the reply again.
+    reply prompt ends with the reply as it stands, quoted, and the reviewer's request, and
+    the model writes the reply again.
     """
     if not emails:
         return []
@@ -336,16 +348,9 @@ def draft_replies(
         )
         shown = tuple(examples(email, intent)) if examples else ()
         turns = [turn for example in shown for turn in _example_turns(example)]
-        asked: tuple[ChatMessage, ...] = ()
-        if revision and revision.reply.strip():
-            asked = (
-                ChatMessage("assistant", revision.reply),
-                ChatMessage("user", REVISE.format(instruction=revision.instruction.strip())),
-            )
-        elif revision:  # nothing written yet (the model failed): a wish for the first reply
-            wish = ASKED.format(instruction=revision.instruction.strip())
-            user = ChatMessage("user", f"{user.content}\n\n{wish}")
-        reply_requests.append(GenerationRequest((system, *turns, user, *asked), sampling))
+        if revision:
+            user = ChatMessage("user", f"{user.content}\n\n{revision_request(revision)}")
+        reply_requests.append(GenerationRequest((system, *turns, user), sampling))
         shown_keys.append(tuple(example.key for example in shown))
         rule_names.append(rule)
         intents.append((intent, probabilities, best))
