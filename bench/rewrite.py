@@ -27,7 +27,7 @@ import sys
 import time
 
 import quality
-from quality import REPO, RECEIVED
+from quality import RECEIVED, REPO
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,9 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         max_new_tokens=int(os.getenv("REPLYHUB_MAX_NEW_TOKENS", "200")),
         seed=7,
     )
-    backend = load_backend(
-        args.engine, model, **quality.backend_options(args.engine, args.device)
-    )
+    backend = load_backend(args.engine, model, **quality.backend_options(args.engine, args.device))
     rows = []
     began = time.perf_counter()
     for number, e in enumerate(emails, 1):
