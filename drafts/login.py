@@ -28,7 +28,7 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
-from drafts.two_factor import TwoFactor, must_set_up
+from drafts.two_factor import TwoFactor, enabled_for, must_set_up
 
 # Session key of a login waiting for its code: user id, backend, deadline, where to go.
 PENDING = "two-factor-pending"
@@ -91,7 +91,7 @@ class RateLimitedLoginView(LoginView):
 
     def form_valid(self, form: AuthenticationForm) -> HttpResponse:
         user = form.get_user()
-        if TwoFactor.objects.filter(user=user, confirmed_at__isnull=False).exists():
+        if enabled_for(user):
             # Neither a success nor a failure yet: the account's count stays as it is
             # until the code decides.
             start_pending_login(self.request, user, self.get_success_url())
