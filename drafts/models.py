@@ -883,6 +883,15 @@ class DraftQuerySet(models.QuerySet):
         """Past the reply target and not yet approved or rejected (index ``draft_due``)."""
         return self.filter(status__in=Draft.UNDECIDED_STATUSES, due_at__lt=now or timezone.now())
 
+    def in_drafting_order(self, first: int | None = None) -> DraftQuerySet:
+        """Queued drafts in the order the workers take them: those a person asked for again
+        (a reviewer waits on the draft page) by the time of asking, then draft ``first``
+        (the task's own), then the rest oldest first."""
+        own = models.Case(models.When(pk=first, then=0), default=1) if first else models.Value(1)
+        return self.filter(status=Draft.QUEUED).order_by(
+            models.F("requested_at").asc(nulls_last=True), own, "created_at", "id"
+        )
+
 
 class Draft(models.Model):
     """The model's proposed reply to one message, and its review."""
@@ -953,6 +962,13 @@ class Draft(models.Model):
     version = models.PositiveIntegerField(default=1, help_text="Bumped on every change.")
     created_at = models.DateTimeField(auto_now_add=True)
     generating_since = models.DateTimeField(null=True, blank=True)
+    requested_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When a person asked the model for this draft again (regenerate, retry); "
+        "the workers draft such drafts before the rest of the queue.",
+    )
     assigned_to = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -1094,6 +1110,22 @@ class Draft(models.Model):
         return self._transition(
             [self.QUEUED], status=self.GENERATING, error="", generating_since=timezone.now()
         )
+
+    def drafts_ahead(self) -> int:
+        """How many queued drafts the workers will take before this queued one (see
+        DraftQuerySet.in_drafting_order; a task's own draft is not known in advance)."""
+        queued = Draft.objects.filter(status=self.QUEUED).exclude(pk=self.pk)
+        if self.requested_at:
+            earlier = Q(requested_at__lt=self.requested_at) | Q(
+                requested_at=self.requested_at, id__lt=self.pk
+            )
+        else:
+            earlier = (
+                Q(requested_at__isnull=False)
+                | Q(created_at__lt=self.created_at)
+                | Q(created_at=self.created_at, id__lt=self.pk)
+            )
+        return queued.filter(earlier).count()
 
     CLAIM_MINUTES = 5
 
@@ -1256,7 +1288,13 @@ class Draft(models.Model):
     def retry_generation(self, user: object | None) -> bool:
         """Queue a failed draft for the model again."""
         event = {"user": user, "action": ReviewEvent.RETRY, "note": self.error}
-        return self._transition([self.FAILED], event, _enqueue_generation, status=self.QUEUED)
+        return self._transition(
+            [self.FAILED],
+            event,
+            _enqueue_generation,
+            status=self.QUEUED,
+            requested_at=timezone.now() if user else None,
+        )
 
     INSTRUCTION_MAX = 500
 
@@ -1298,6 +1336,7 @@ class Draft(models.Model):
             expected_version=version,
             status=self.QUEUED,
             generation={**self.generation, "requested": requested},
+            requested_at=timezone.now(),
             claimed_by=None,
             claimed_until=None,
         )

@@ -160,33 +160,53 @@ def requeue_stale_generation() -> int:
     return requeued
 
 
-def _claim_batch(draft: Draft, size: int) -> list[Draft]:
-    """``draft`` and up to ``size - 1`` other queued drafts, oldest first, each claimed.
+CLAIM_TRIES = 20  # of a claim lost to another worker before the task gives up its turn
 
-    The others' own tasks later find nothing to claim and return at once.
+
+def _claim_first(draft_id: int) -> Draft | None:
+    """The queued draft this task drafts, claimed: one a person asked for again first, then
+    ``draft_id``, then the oldest (DraftQuerySet.in_drafting_order); None if none is queued.
+
+    Tasks are interchangeable: every queued draft has one, so a task whose own draft was
+    taken (by a batch, or ahead of its turn) drafts another that would otherwise wait
+    longer, and a reviewer's rewrite need not wait for the tasks queued before it.
+    """
+    order = Draft.objects.in_drafting_order(first=draft_id).select_related("message__mailbox")
+    for _ in range(CLAIM_TRIES):
+        draft = order.first()
+        if draft is None or draft.claim_for_generation():
+            return draft
+    return None
+
+
+def _claim_batch(draft: Draft, size: int) -> list[Draft]:
+    """``draft`` and up to ``size - 1`` other queued drafts in drafting order, each claimed.
+
+    Their own tasks later draft whatever is still queued, or return at once.
     """
     batch = [draft]
     if size > 1:
-        waiting = Draft.objects.filter(status=Draft.QUEUED).order_by("created_at", "id")
-        for other in waiting.select_related("message__mailbox")[: size - 1]:
+        waiting = Draft.objects.in_drafting_order().select_related("message__mailbox")
+        for other in waiting[: size - 1]:
             if other.claim_for_generation():
                 batch.append(other)
     return batch
 
 
 def generate_draft(draft_id: int) -> str:
-    """Draft the reply for ``draft_id``, together with other waiting drafts up to the batch size.
+    """Draft the reply for ``draft_id``, or a more urgent queued one (see _claim_first),
+    together with other waiting drafts up to the batch size.
 
     The model stays loaded in the worker process between tasks (see load_backend).
     """
     requeue_stale_generation()
-    draft = Draft.objects.select_related("message__mailbox").filter(pk=draft_id).first()
-    if draft is None or not draft.claim_for_generation():
+    draft = _claim_first(draft_id)
+    if draft is None:
         return "skipped: not queued"
     batch = _claim_batch(draft, batch_size())
     _heartbeat()
     ids = [d.pk for d in batch]
-    task = {"draft_id": draft_id, "draft_ids": ids, "task": "generate_draft"}
+    task = {"draft_id": draft.pk, "draft_ids": ids, "task": "generate_draft"}
     log.info("Drafting %s", ids, extra={**task, "message_id": draft.message_id})
     try:
         template = PromptTemplate.active()
@@ -237,6 +257,7 @@ def generate_draft(draft_id: int) -> str:
             status=Draft.FAILED,
             error=f"{type(exc).__name__}: {exc}"[:4000],
             generating_since=None,
+            requested_at=None,
             version=F("version") + 1,
         )
         notify_api_callbacks(ids)
@@ -339,6 +360,7 @@ def _store(draft: Draft, outcome: DraftOutcome, template: PromptTemplate, model_
         completion_tokens=outcome.completion_tokens,
         timings=outcome.timings,
         generating_since=None,
+        requested_at=None,
         ready_at=timezone.now(),
         version=F("version") + 1,
     )

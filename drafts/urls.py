@@ -12,6 +12,7 @@ urlpatterns = [
     path("drafts/<int:draft_id>/", views.draft_detail, name="draft"),
     path("drafts/<int:draft_id>/action/", views.draft_action, name="draft_action"),
     path("drafts/<int:draft_id>/claim/", views.draft_claim, name="draft_claim"),
+    path("drafts/<int:draft_id>/progress/", views.draft_progress, name="draft_progress"),
     path("drafts/<int:draft_id>/files/<int:file_id>/", views.reply_file, name="reply_file"),
     path(
         "drafts/<int:draft_id>/saved-replies/<int:saved_id>/used/",

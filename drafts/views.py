@@ -306,6 +306,7 @@ def draft_detail(request: HttpRequest, draft_id: int) -> HttpResponse:
         "drafts/draft_detail.html",
         {
             "draft": draft,
+            "progress": _progress(draft),
             "field_rows": field_rows,
             "delivery": delivery,
             # Not delivered and not being sent: the approval may still be taken back.
@@ -640,6 +641,31 @@ def draft_claim(request: HttpRequest, draft_id: int) -> JsonResponse:
             "version": draft.version,  # a claim never changes the version
         }
     )
+
+
+@login_required
+def draft_progress(request: HttpRequest, draft_id: int) -> JsonResponse:
+    """Where a draft waiting for the model stands: its page follows it without a reload."""
+    draft = _get_draft(request, draft_id)
+    return JsonResponse(
+        {"status": draft.status, "version": draft.version, "progress": _progress(draft)}
+    )
+
+
+def _progress(draft: Draft) -> str:
+    """The draft's place with the model, in words, while it waits for one; else ''."""
+    if draft.status == Draft.GENERATING:
+        return _("The model is writing this draft now.")
+    if draft.status != Draft.QUEUED:
+        return ""
+    ahead = draft.drafts_ahead()
+    if not ahead:
+        return _("Waiting for the model: this draft is next.")
+    return ngettext(
+        "Waiting for the model: %(count)d draft before this one.",
+        "Waiting for the model: %(count)d drafts before this one.",
+        ahead,
+    ) % {"count": ahead}
 
 
 @login_required

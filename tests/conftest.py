@@ -19,7 +19,8 @@ from django.utils import timezone
 from playwright.sync_api import Browser
 
 from drafts.ingest import ingest_message
-from drafts.models import Draft, Mailbox, Message, StaffProfile
+from drafts.models import Draft, Mailbox, Message, PromptTemplate, StaffProfile
+from inference.prompts import DEFAULT_PROMPTS
 from tests.browser import chromium
 
 MAIL_DIR = Path(__file__).parent / "fixtures" / "mail"
@@ -141,6 +142,19 @@ def browser() -> Iterator[Browser]:
     with pytest.MonkeyPatch.context() as patch, chromium() as browser:
         patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         yield browser
+
+
+@pytest.fixture
+def default_template(transactional_db) -> None:
+    """The seeded prompt template, for transactional tests: the others empty the database
+    when they end, that template too."""
+    if not PromptTemplate.objects.exists():
+        PromptTemplate.objects.create(
+            name="default",
+            system_prompt=DEFAULT_PROMPTS.system,
+            analysis_prompt=DEFAULT_PROMPTS.analysis,
+            reply_prompt=DEFAULT_PROMPTS.reply,
+        )
 
 
 @pytest.fixture

@@ -22,8 +22,10 @@ from playwright.sync_api import Browser, Page, expect
 from drafts.ingest import ingest_message
 from drafts.models import Attachment, Draft, Mailbox, SavedReply
 from drafts.sending import send_outbox
+from drafts.tasks import generate_draft
+from tests.apiclient import ScriptedModel
 from tests.browser import Visitor
-from tests.conftest import make_ready_draft
+from tests.conftest import mail_bytes, make_ready_draft
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -407,6 +409,31 @@ def test_a_reviewer_asks_the_model_to_rewrite_the_reply_being_edited(visit, mail
     expect(page.locator(".notice.success")).to_have_text("Queued for the model again.")
     other.refresh_from_db()
     assert other.generation["requested"]["instruction"] == "mention the log file we received"
+
+
+def test_the_page_shows_the_rewrite_once_the_model_has_written_it(
+    visit, mailbox, alice, monkeypatch, settings, default_template
+):
+    waiting = ingest_message(mailbox, mail_bytes("with_attachment.eml"))[0].draft
+    draft = make_ready_draft(mailbox)
+    page = visit("alice").page
+    page.goto(f"/drafts/{draft.pk}/")
+    page.keyboard.press("w")
+    page.get_by_label("What should change?").type("shorter")
+    page.get_by_label("What should change?").press("Enter")
+    # The email queued earlier waits: someone is waiting for this one.
+    expect(page.locator("#progress")).to_contain_text("Waiting for the model: this draft is next.")
+    expect(page.locator("form.review textarea")).to_have_attribute("readonly", "")
+
+    settings.REPLYHUB_BATCH_SIZE = 1
+    monkeypatch.setattr("drafts.tasks.configured_backend", ScriptedModel)
+    assert generate_draft(waiting.pk) == "ready: 1"  # the first task in the queue
+    # No reload by the reviewer: the page notices and shows the rewritten draft.
+    expect(page.locator(".rewritten")).to_have_text("Rewritten as asked: “shorter”", timeout=10_000)
+    expect(page.locator("form.review textarea")).to_have_value(re.compile("sorry about the outage"))
+    expect(page.locator("form.review textarea")).not_to_have_attribute("readonly", "")
+    expect(page.locator("#progress")).to_have_count(0)
+    assert Draft.objects.get(pk=waiting.pk).status == Draft.QUEUED
 
 
 def test_a_reviewer_attaches_a_file_and_it_goes_with_the_reply(

@@ -18,23 +18,10 @@ from django.test import Client
 from django.urls import reverse
 from django_q.brokers import get_broker
 
-from drafts.models import Draft, Mailbox, Message, PromptTemplate
-from inference.prompts import DEFAULT_PROMPTS
+from drafts.models import Draft, Mailbox, Message
 from tests.conftest import MAIL_DIR, database_url, make_ready_draft
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def default_template(transactional_db):
-    """Other transactional tests empty the database when they end, the seeded template too."""
-    if not PromptTemplate.objects.exists():
-        PromptTemplate.objects.create(
-            name="default",
-            system_prompt=DEFAULT_PROMPTS.system,
-            analysis_prompt=DEFAULT_PROMPTS.analysis,
-            reply_prompt=DEFAULT_PROMPTS.reply,
-        )
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("default_template")]
 
 
 def wait_for(predicate, timeout: float, what: str, worker=None):
