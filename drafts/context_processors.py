@@ -19,7 +19,7 @@ def role(request: HttpRequest) -> dict[str, str]:
 
 
 # Session key: the user's approvals still in their undo window, oldest first, as
-# {"draft": id, "until": ISO time, "subject": …} (drafts.views adds and withdraws them).
+# {"draft": id, "until": ISO time, "subject": …} (drafts.draft_views adds and withdraws them).
 UNDO_OFFERS = "undo-offers"
 
 

@@ -12,6 +12,7 @@ import re
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
+from django.db import models
 from django.db.models import Count, Sum
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
@@ -21,6 +22,27 @@ from drafts.models import Draft
 
 MAX_FILES = 10
 CONTENT_TYPE = re.compile(r"[\w.+-]+/[\w.+-]+")
+
+
+class ReplyAttachment(models.Model):
+    """A file a reviewer attached to a reply: sent with it once approved, else only
+    downloadable by those who see the draft."""
+
+    draft = models.ForeignKey(Draft, on_delete=models.CASCADE, related_name="reply_attachments")
+    filename = models.CharField(max_length=255, help_text="Sanitized: no paths, no controls.")
+    content_type = models.CharField(max_length=255)
+    size = models.PositiveIntegerField()
+    data = models.BinaryField()
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.filename
 
 
 class FileRefused(ValueError):

@@ -10,7 +10,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from drafts import views
+from drafts import draft_views
 from drafts.ingest import ingest_message
 from drafts.models import Draft, Mailbox, Message
 
@@ -76,7 +76,7 @@ def test_another_teams_mail_from_the_customer_is_not_shown(alice_client, mailbox
 
 
 def test_a_long_history_shows_the_newest_and_links_to_all(alice_client, mailbox, monkeypatch):
-    monkeypatch.setattr(views, "CUSTOMER_HISTORY", 2)
+    monkeypatch.setattr(draft_views, "CUSTOMER_HISTORY", 2)
     for day in (4, 3, 2):
         received(mailbox, f"Question {day}", day)
     current = received(mailbox, "Export broken", 0)
