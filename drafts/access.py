@@ -76,6 +76,7 @@ ADMIN_PERMISSIONS = {
         "notificationchannel": ("add", "change", "delete", "view"),
         "notification": ("view",),
         "erasure": ("add", "view"),  # a customer's data erased on request
+        "signedinsession": ("view",),  # on a user's page; signing out is a user action
     },
     "auth": {"user": ("add", "change", "view")},
 }

@@ -1,4 +1,6 @@
-"""The "Account security" page: turning two-step verification on and off, and recovery codes.
+"""The "Account security" page: turning two-step verification on and off, recovery codes,
+where the user is signed in (any other session can be signed out from here), and changing
+the password.
 
 Turning it on shows a QR code (and the secret, for typing in) and takes effect only once
 the user has typed a code from their app, which proves the app holds the secret. Recovery
@@ -12,13 +14,18 @@ from __future__ import annotations
 import logging
 
 from django.contrib import messages
+from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import PasswordChangeForm
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.debug import sensitive_post_parameters
 
+from drafts import signed_in
 from drafts.login import count_failure, locked_out, locked_out_message
 from drafts.two_factor import (
     TwoFactor,
@@ -55,26 +62,35 @@ def _page(request: HttpRequest, status: int = 200, **context: object) -> HttpRes
             # In groups of four, as the apps' "enter a setup key" fields accept it.
             "secret_groups": " ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
         }
+    context.setdefault("password_form", PasswordChangeForm(user))
     context |= {
         "two_factor": two_factor,
+        "sessions": signed_in.sessions_of(user),
+        "this_session": request.session.session_key,
         "required": required_for(user),
         "next_url": _next_url(request),
     }
     return render(request, "drafts/account_security.html", context, status=status)
 
 
-@sensitive_post_parameters("code", "confirmation")
+@sensitive_post_parameters("code", "confirmation", "old_password", "new_password1", "new_password2")
 @login_required
 def account_security(request: HttpRequest) -> HttpResponse:
-    """Show the user's two-step verification; turn it on or off, or make new recovery codes."""
+    """Show the user's two-step verification, sessions and password form; turn two-step
+    verification on or off, make new recovery codes, sign sessions out, change the
+    password."""
     if request.method != "POST":
         return _page(request)
     action = request.POST.get("action")
     username = request.user.get_username()
-    if action not in ("enable", "recovery_codes", "disable"):
+    if action in ("sign_out", "sign_out_others"):
+        return _sign_out(request, action)
+    if action not in ("enable", "recovery_codes", "disable", "password"):
         return redirect("account_security")
     if locked_out(request, username):
         return _page(request, status=429, error=locked_out_message())
+    if action == "password":
+        return _change_password(request)
     two_factor = TwoFactor.objects.filter(user=request.user).first()
     if action == "enable":
         return _enable(request, two_factor)
@@ -111,7 +127,56 @@ def _enable(request: HttpRequest, two_factor: TwoFactor | None) -> HttpResponse:
         )
     logger.info("%s turned two-step verification on", request.user.get_username())
     messages.success(request, _("Two-step verification is on."))
+    # The other sessions began with the password alone: whoever holds them must log in again.
+    if ended := signed_in.sign_out(request.user, keep=request.session.session_key):
+        messages.info(request, _signed_out_message(ended))
     return _page(request, recovery_codes=codes)
+
+
+def _change_password(request: HttpRequest) -> HttpResponse:
+    """Django's password form (the current password, the new one twice, checked by
+    AUTH_PASSWORD_VALIDATORS); a wrong current password counts toward the login lock. The
+    other sessions end: they began with the old password."""
+    form = PasswordChangeForm(request.user, request.POST)
+    if not form.is_valid():
+        if "old_password" in form.errors:
+            count_failure(request, request.user.get_username())
+        return _page(request, status=400, password_form=form)
+    form.save()
+    old_key = request.session.session_key
+    update_session_auth_hash(request, form.user)  # this session goes on, under a new key
+    signed_in.renamed(old_key, request.session.session_key)
+    ended = signed_in.sign_out(request.user, keep=request.session.session_key)
+    logger.info("%s changed their password", request.user.get_username())
+    done = _("Your password is changed.")
+    messages.success(request, f"{done} {_signed_out_message(ended)}" if ended else done)
+    return redirect("account_security")
+
+
+def _sign_out(request: HttpRequest, action: str) -> HttpResponse:
+    """Sign out one of the user's other sessions, or all of them; never the asking one
+    (that is what Log out is for)."""
+    keep = request.session.session_key
+    if action == "sign_out_others":
+        ended = signed_in.sign_out(request.user, keep=keep)
+    elif (chosen := request.POST.get("session", "")).isdigit():
+        ended = signed_in.sign_out(request.user, keep=keep, only=int(chosen))
+    else:
+        ended = 0
+    logger.info("%s signed out %d other session(s)", request.user.get_username(), ended)
+    if ended:
+        messages.success(request, _signed_out_message(ended))
+    else:
+        messages.info(request, _("That session had already ended."))
+    return redirect(reverse("account_security") + "#sessions")
+
+
+def _signed_out_message(ended: int) -> str:
+    return ngettext(
+        "%(count)d other session was signed out.",
+        "%(count)d other sessions were signed out.",
+        ended,
+    ) % {"count": ended}
 
 
 def _confirmed(request: HttpRequest, two_factor: TwoFactor) -> bool:

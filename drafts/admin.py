@@ -34,6 +34,7 @@ from drafts.models import (
     TemplateReplay,
     Thread,
 )
+from drafts.signed_in_admin import SignedInSessionInline, sign_out_everywhere
 from drafts.two_factor_admin import TwoFactorUserAdminMixin
 from inference.drafting import TEMPLATE_VARIABLES, TemplateError, render_template
 
@@ -93,10 +94,12 @@ class StaffProfileInline(admin.StackedInline):
 
 
 class StaffUserAdmin(TwoFactorUserAdminMixin, UserAdmin):
-    """Users with their ReplyHub role and language on the same page, and their two-step
-    verification (drafts/two_factor_admin.py)."""
+    """Users with their ReplyHub role and language on the same page, their two-step
+    verification (drafts/two_factor_admin.py) and where they are signed in
+    (drafts/signed_in_admin.py)."""
 
-    inlines = (StaffProfileInline,)
+    inlines = (StaffProfileInline, SignedInSessionInline)
+    actions = (*TwoFactorUserAdminMixin.actions, sign_out_everywhere)
     list_display = (*UserAdmin.list_display, "role")
     # The role gives admin access; only a superuser hands out anything beyond it.
     PRIVILEGES = ("is_staff", "is_superuser", "groups", "user_permissions")

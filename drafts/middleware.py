@@ -1,5 +1,6 @@
-"""The interface language: the signed-in user's profile choice over the browser's; and
-two-step verification set up before anything else, for those who must use it."""
+"""The interface language: the signed-in user's profile choice over the browser's;
+two-step verification set up before anything else, for those who must use it; and when
+each signed-in session was last used."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import translation
 
-from drafts import two_factor
+from drafts import signed_in, two_factor
 from drafts.models import StaffProfile
 
 # Where the top bar's language switch keeps an anonymous visitor's choice.
@@ -88,3 +89,16 @@ class TwoFactorSetupMiddleware:
         exact = {reverse(name) for name in ("account_security", "logout", "set_language")}
         prefixes = (f"/{settings.STATIC_URL.lstrip('/')}", *SETUP_ALLOWED_PREFIXES)
         return path in exact or path.startswith(prefixes) or path == "/favicon.ico"
+
+
+class SignedInSessionMiddleware:
+    """Notes the use of signed-in sessions for the Account security page (see
+    drafts.signed_in; a query at most every few minutes per session); goes after
+    AuthenticationMiddleware."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        signed_in.note_use(request)
+        return self.get_response(request)

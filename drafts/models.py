@@ -603,7 +603,8 @@ def edit_distance(generated: str, approved: str) -> float:
 # template replays, daily stats totals and chat notifications live in modules of their own;
 # importing them here registers their models with Django (the first ones first: the others
 # import them from here). So do the REST API's tokens and callbacks (drafts/api/), the
-# records of erasures, and each user's two-step verification (drafts/two_factor.py).
+# records of erasures, each user's two-step verification (drafts/two_factor.py) and their
+# signed-in sessions (drafts/signed_in.py).
 from drafts.mailboxes import CalendarDay, Mailbox  # noqa: E402, F401
 
 # isort: split
@@ -625,4 +626,5 @@ from drafts.health import WorkerHeartbeat  # noqa: E402, F401
 from drafts.notify import Notification, NotificationChannel  # noqa: E402, F401
 from drafts.outbox import Outbox  # noqa: E402
 from drafts.replay import TemplateReplay  # noqa: E402, F401
+from drafts.signed_in import SignedInSession  # noqa: E402, F401
 from drafts.two_factor import RecoveryCode, TwoFactor  # noqa: E402, F401

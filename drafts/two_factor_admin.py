@@ -1,5 +1,6 @@
 """Two-step verification in the admin's user list: who has it on, and resetting it for
-someone who lost both their phone and their recovery codes.
+someone who lost both their phone and their recovery codes (which signs them out
+everywhere).
 
 A reset is recorded in the user's history (who reset it, when). As with making someone a
 superuser, only a superuser may reset an admin's: otherwise one admin could take over
@@ -16,6 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from drafts.models import StaffProfile
+from drafts.signed_in import sign_out
 from drafts.two_factor import TwoFactor, turn_off
 
 
@@ -45,13 +47,15 @@ class TwoFactorUserAdminMixin:
             if StaffProfile.role_of(user) == StaffProfile.ADMIN and not request.user.is_superuser:
                 refused.append(user.get_username())
             elif turn_off(user, by=request.user):
+                # Whoever has their sessions (a lost phone, say) must log in anew.
+                sign_out(user)
                 reset.append(user.get_username())
         if reset:
             self.message_user(
                 request,
                 _(
-                    "Two-step verification reset for %(users)s: they set it up anew at their "
-                    "next login if their role requires it."
+                    "Two-step verification reset for %(users)s: they are signed out everywhere, "
+                    "and set it up anew at their next login if their role requires it."
                 )
                 % {"users": ", ".join(reset)},
                 level=messages.SUCCESS,

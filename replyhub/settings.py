@@ -79,6 +79,7 @@ MIDDLEWARE = [
     "drafts.middleware.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "drafts.middleware.TwoFactorSetupMiddleware",
+    "drafts.middleware.SignedInSessionMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 

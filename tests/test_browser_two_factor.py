@@ -89,3 +89,31 @@ def test_an_admin_who_must_use_it_is_held_on_the_setup_page(visitor, settings):
     page.get_by_role("link", name="Continue").click()
     expect(page).to_have_url(f"{visitor.base_url}/admin/")
     expect(page.get_by_role("link", name="Users")).to_be_visible()
+
+
+def test_a_reviewer_signs_out_a_lost_laptop_and_changes_the_password(
+    browser: Browser, live_server, visitor, alice
+):
+    laptop = Visitor(browser, live_server.url)
+    try:
+        laptop.log_in("alice")
+        page = visitor.log_in("alice")
+        page.get_by_role("link", name="Account security").click()
+        sessions = page.locator("table.sessions tbody tr")
+        expect(sessions).to_have_count(2)
+        expect(sessions.filter(has_text="This browser")).to_have_count(1)
+        sessions.filter(has_not_text="This browser").get_by_role("button").click()
+        expect(page.locator(".notice.success")).to_have_text("1 other session was signed out.")
+        expect(sessions).to_have_count(1)
+        laptop.page.reload()
+        expect(laptop.page).to_have_url(re.compile(r"/accounts/login/"))
+
+        page.get_by_label("Old password").fill("alice-password-1")
+        page.get_by_label("New password:", exact=True).fill("correct horse battery staple")
+        page.get_by_label("New password confirmation").fill("correct horse battery staple")
+        page.get_by_role("button", name="Change password").click()
+        expect(page.locator(".notice.success")).to_have_text("Your password is changed.")
+        page.goto("/")
+        expect(page.locator("header .logout")).to_contain_text("alice")  # still signed in
+    finally:
+        laptop.close()
