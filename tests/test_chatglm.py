@@ -11,8 +11,12 @@ threads (max |ours - golden|):
 
 v1's logits reach ±47 (std 6.2, five times v3's) and carry its rounding noise further: the
 original itself moves by 2.3e-4 between its cached and uncached paths, and our prompt logits
-move by up to 7e-5 (AVX2) or 3.4e-4 (no SIMD) with the CPU's instruction set. So v1's
-generation steps (and anything decoded through the cache) are held to 5e-4, the rest to 1e-4.
+move with the CPU's instruction set, whose matrix kernels sum in another order: up to 7e-5
+on an Intel AVX2 machine, 1.6e-4 on an AMD EPYC with AVX2 (final hidden 2.9e-5 there, well
+inside 1e-4), 3.4e-4 with no SIMD. The same arithmetic in float64 lies up to 4.6e-4 from the
+golden logits: that is the size of fp32's own noise on v1. So v1's generation steps (and
+anything decoded through the cache) are held to 5e-4, and so are v1's prompt logits on a CPU
+without AVX-512 (the instruction set the golden data was made with); the rest to 1e-4.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ V3 = FIXTURES / "chatglm3-6b-tiny"
 CASES = ("b1_p0", "b1_p1", "b1_p2", "b1_p3", "b4_padded")
 ATOL = 1e-4
 V1_STEP_ATOL = 5e-4  # see the module docstring
+# v1's prompt logits: 1e-4 on the golden data's instruction set, else its rounding noise.
+V1_LOGIT_ATOL = ATOL if torch.backends.cpu.get_cpu_capability() == "AVX512" else V1_STEP_ATOL
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,7 @@ class Golden:
     pad: int
     eos: int
     step_atol: float
+    logit_atol: float
 
     @property
     def arrays(self) -> dict[str, torch.Tensor]:
@@ -75,8 +82,8 @@ def _arrays(folder: Path) -> dict[str, torch.Tensor]:
 
 
 GOLDEN = {
-    "v1": Golden(V1, pad=3, eos=130005, step_atol=V1_STEP_ATOL),
-    "v3": Golden(V3, pad=0, eos=2, step_atol=ATOL),
+    "v1": Golden(V1, pad=3, eos=130005, step_atol=V1_STEP_ATOL, logit_atol=V1_LOGIT_ATOL),
+    "v3": Golden(V3, pad=0, eos=2, step_atol=ATOL, logit_atol=ATOL),
 }
 
 
@@ -164,16 +171,17 @@ def test_a_forward_pass_reproduces_the_originals_hidden_states_and_logits(versio
         logits = model.logits(hidden)
     # Pad positions too: their (meaningless) values follow the original's pad handling.
     assert_close(hidden, arrays[f"{case}.final_hidden"], ATOL)
-    assert_close(logits[..., arrays["logit_columns"]], arrays[f"{case}.logits_columns"], ATOL)
+    atol = golden.logit_atol
+    assert_close(logits[..., arrays["logit_columns"]], arrays[f"{case}.logits_columns"], atol)
     logsumexp = torch.logsumexp(logits.double(), dim=-1).float()
-    assert_close(logsumexp, arrays[f"{case}.logits_logsumexp"], ATOL)
+    assert_close(logsumexp, arrays[f"{case}.logits_logsumexp"], atol)
     # Top-5 by value: neighbouring ranks can lie closer together than the tolerance.
     top5 = logits.gather(-1, arrays[f"{case}.logits_top5_ids"])
-    assert_close(top5, arrays[f"{case}.logits_top5_values"], ATOL)
+    assert_close(top5, arrays[f"{case}.logits_top5_values"], atol)
     real = batch.valid
     assert torch.equal(logits.argmax(-1)[real], arrays[f"{case}.logits_argmax"][real])
     if f"{case}.logits_last" in arrays:  # every vocabulary id at the last position
-        assert_close(logits[:, -1], arrays[f"{case}.logits_last"], ATOL)
+        assert_close(logits[:, -1], arrays[f"{case}.logits_last"], atol)
 
 
 def test_the_fused_kernels_of_v1_agree_with_its_exact_arithmetic():
@@ -440,6 +448,9 @@ def test_the_gpu_benchmarks_cpu_check_runs_and_a_decode_step_stays_under_500_ope
     for profile in (r for r in result["rows"] if r["run"] == "profile"):
         assert profile["step_ms"] > 0 and profile["kernel_ms"] > 0
         assert profile["by_kind_ms"]["matmul"] > 0
-        assert profile["kernels_per_step"] > 50 and profile["top"][0][0] == "aten::linear"
+        # Which operation takes most time depends on the CPU (SDPA's kernel on an AMD EPYC,
+        # the matrix products on an Intel Xeon); the products are among the top three.
+        assert profile["kernels_per_step"] > 50
+        assert "aten::linear" in [name for name, *_ in profile["top"][:3]]
     ops = {m["model"]: m["decode_ops"] for m in result["memory"]}
     assert 0 < ops["v1"] < 500 and 0 < ops["v3"] < 500
