@@ -1,5 +1,5 @@
 """What counting reply targets in working hours costs: the admin's save that moves every open
-draft's due time, and the due time of each new email.
+draft's due time, the due time of each new email, and the stats' times to answer.
 
     .venv/bin/python bench/working_hours.py --drafts 10000 --databases sqlite,postgres
 
@@ -10,6 +10,9 @@ fresh one is migrated, --drafts undecided drafts of one mailbox (arrivals spread
 last 30 days) and a year of Chinese-style calendar days (holidays and make-up days) are
 stored; then timed: turning working hours on (a Mailbox save), adding one holiday, and the
 due time of one new email (the calendar read plus the arithmetic), p50/p95 over 200 calls.
+Then every draft is approved (the day before, an hour to a day after its arrival) and the
+stats' count of those decisions (drafts.daily.tally_decisions, what summarising closed days
+runs) is timed with the mailbox counting working hours and with it counting calendar hours.
 Prints the figures and a Markdown table.
 """
 
@@ -88,12 +91,40 @@ def measure(count: int) -> dict:
         began = time.perf_counter()
         mailbox.due_at("inquiry", timezone.now())
         times.append((time.perf_counter() - began) * 1000)
+    tally = {}
+    for working_hours in (True, False):
+        Mailbox.objects.filter(pk=mailbox.pk).update(working_hours_only=working_hours)
+        tally[working_hours] = time_tally(count)
     return {
         "drafts": count,
         "turning_on_s": round(turning_on, 2),
         "adding_day_s": round(adding_day, 2),
         **{f"due_{k}": v for k, v in pagebench.timings(times).items()},
+        "tally_working_s": tally[True],
+        "tally_calendar_s": tally[False],
     }
+
+
+def time_tally(count: int) -> float:
+    """Seconds to count ``count`` approvals of yesterday for the stats."""
+    from django.utils import timezone
+
+    from drafts import daily
+    from drafts.models import Draft
+
+    yesterday = timezone.localdate() - timedelta(days=1)
+    start = daily.midnight(yesterday)
+    drafts = list(Draft.objects.only("pk"))
+    for n, draft in enumerate(drafts):  # decided yesterday, an hour to a day after arriving
+        draft.status = Draft.APPROVED
+        draft.decided_at = start + timedelta(seconds=(n * 7919) % 86400)
+        draft.created_at = draft.decided_at - timedelta(seconds=3600 + (n * 104729) % 82800)
+    Draft.objects.bulk_update(drafts, ["status", "decided_at", "created_at"], batch_size=1000)
+    began = time.perf_counter()
+    tallies = daily.tally_decisions(yesterday, yesterday)
+    seconds = time.perf_counter() - began
+    assert sum(t.decided for t in tallies[yesterday]["mailbox"].values()) == count
+    return round(seconds, 2)
 
 
 def main() -> None:
@@ -113,13 +144,15 @@ def main() -> None:
         results[database] = pagebench.run_child(__file__, database, name, argv, None)
     pagebench.print_machine("working_hours.py")
     print("\n| Database | open drafts | turning working hours on | adding a holiday "
-          "| a new email's due time, p50 / p95 |")  # fmt: skip
-    print("| --- | ---: | ---: | ---: | ---: |")
+          "| a new email's due time, p50 / p95 "
+          "| stats count, working / calendar hours |")  # fmt: skip
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for database, r in results.items():
         print(
             f"| {'SQLite' if database == 'sqlite' else 'PostgreSQL'} | {r['drafts']:,} "
             f"| {r['turning_on_s']} s | {r['adding_day_s']} s "
-            f"| {r['due_p50_ms']} / {r['due_p95_ms']} ms |"
+            f"| {r['due_p50_ms']} / {r['due_p95_ms']} ms "
+            f"| {r['tally_working_s']} / {r['tally_calendar_s']} s |"
         )
 
 

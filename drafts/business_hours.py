@@ -73,6 +73,19 @@ class WorkingCalendar:
         )
         return start + timedelta(hours=hours)
 
+    def between(self, start: datetime, end: datetime) -> float:
+        """The working seconds from ``start`` to ``end`` (aware datetimes); 0 if ``end`` is
+        not later. The inverse of ``add``: ``between(t, add(t, h))`` is ``h`` hours."""
+        start, end = start.astimezone(UTC), end.astimezone(UTC)
+        total = timedelta()
+        day, last = start.astimezone(self.zone).date(), end.astimezone(self.zone).date()
+        while day <= last:
+            if self.is_working_day(day):
+                opens, closes = self._hours_of(day)
+                total += max(min(closes, end) - max(opens, start), timedelta())
+            day += timedelta(days=1)
+        return total.total_seconds()
+
 
 def parse_weekdays(text: str) -> frozenset[int]:
     """The ISO weekdays a string of digits names ("12345": Monday to Friday)."""

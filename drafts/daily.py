@@ -9,7 +9,9 @@ about 1,500 small rows instead of every decided draft; today is always counted l
 
 A summary stays valid until something changes a decision it counted:
 - a reply's delivery moves on (``Outbox._move`` calls ``forget``: sent, failed, uncertain),
-- a draft, reviewer, template or mailbox is deleted (signals below).
+- a draft, reviewer, template or mailbox is deleted (signals below),
+- a mailbox's working hours or the calendar days change (times to answer are counted in
+  them for the mailboxes that count their reply targets in working hours).
 ``forget`` bumps the day's ``version``; a summary counts only if it was made at the version
 it carries, so a summary computed while a send moved on is never taken for a current one.
 A day counts as closed 10 minutes after midnight, when its last approvals have committed.
@@ -26,7 +28,7 @@ from array import array
 from bisect import bisect_right
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -45,6 +47,7 @@ DIMENSIONS = {
     "template": "template_id",
     "mailbox": "mailbox_id",
 }
+MAILBOX = list(DIMENSIONS).index("mailbox")
 # Edit distances are kept as millionths, times to decision as milliseconds.
 EDIT_SCALE, WAIT_SCALE = 1_000_000, 1000
 # Days summarised per query when many are missing (bounds the rows held in memory).
@@ -159,6 +162,10 @@ class Totals:
     days: defaultdict[date, Tally] = field(default_factory=lambda: defaultdict(Tally))
 
 
+def _utc(epoch_seconds: float) -> datetime:
+    return datetime.fromtimestamp(epoch_seconds, UTC)
+
+
 def _pack(values: array[int]) -> bytes:
     numbers = array("q", sorted(values))
     if sys.byteorder == "big":  # stored little-endian whatever the machine
@@ -194,6 +201,11 @@ def tally_decisions(start: date, end: date) -> dict[date, dict[str, dict[Any, Ta
     """
     days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
     midnights = [midnight(day).timestamp() for day in days]
+    # Mailboxes that count their reply targets in working hours count times to answer in
+    # them too: an email of Friday evening answered first thing on Monday took minutes.
+    calendars = {
+        m.pk: m.working_calendar() for m in Mailbox.objects.filter(working_hours_only=True)
+    }
     columns = list(DIMENSIONS.values())
     rows = (
         Draft.objects.filter(decided_at__gte=midnight(start), decided_at__lt=midnight(end) + _DAY)
@@ -217,6 +229,9 @@ def tally_decisions(start: date, end: date) -> dict[date, dict[str, dict[Any, Ta
         day = days[max(bisect_right(midnights, decided_s) - 1, 0)]
         groups = result.setdefault(day, {name: {} for name in DIMENSIONS})
         approved = status in Draft.APPROVED_STATUSES
+        answered = decided_s - received_s
+        if approved and (calendar := calendars.get(keys[MAILBOX])):
+            answered = calendar.between(_utc(received_s), _utc(decided_s))
         for name, key in zip(DIMENSIONS, keys, strict=True):
             tally = groups[name].get(key)
             if tally is None:
@@ -238,7 +253,7 @@ def tally_decisions(start: date, end: date) -> dict[date, dict[str, dict[Any, Ta
             if ready_s is not None:
                 tally.waits.append(round((decided_s - ready_s) * WAIT_SCALE))
             if approved:
-                tally.answers.append(round((decided_s - received_s) * WAIT_SCALE))
+                tally.answers.append(round(answered * WAIT_SCALE))
                 if due_s is not None:
                     tally.targeted += 1
                     tally.on_time += decided_s <= due_s
@@ -307,7 +322,8 @@ def forget(moment: datetime | None) -> None:
 
 
 def forget_all() -> None:
-    """Something every summary may count changed (a reviewer or template deleted)."""
+    """Something every summary may count changed (a reviewer or template deleted, a
+    mailbox's working hours or the calendar days changed)."""
     StatsDay.objects.update(version=F("version") + 1)
 
 

@@ -142,10 +142,14 @@ class Mailbox(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    TARGET_FIELDS = (
-        *("reply_within_hours", "complaints_within_hours", "working_hours_only"),
-        *("working_days", "opens_at", "closes_at", "time_zone"),
+    WORKING_HOURS_FIELDS = (
+        "working_hours_only",
+        "working_days",
+        "opens_at",
+        "closes_at",
+        "time_zone",
     )
+    TARGET_FIELDS = ("reply_within_hours", "complaints_within_hours", *WORKING_HOURS_FIELDS)
 
     def save(self, *args: object, **kwargs: object) -> None:
         fields = kwargs.get("update_fields")
@@ -153,8 +157,13 @@ class Mailbox(models.Model):
         if self.pk and (fields is None or set(self.TARGET_FIELDS) & set(fields)):
             before = Mailbox.objects.filter(pk=self.pk).values_list(*self.TARGET_FIELDS).first()
         super().save(*args, **kwargs)
-        if before is not None and before != tuple(getattr(self, f) for f in self.TARGET_FIELDS):
+        after = tuple(getattr(self, f) for f in self.TARGET_FIELDS)
+        if before is not None and before != after:
             self.reschedule_open_drafts()
+            if before[2:] != after[2:]:  # WORKING_HOURS_FIELDS: the stats' times to answer
+                from drafts import daily  # drafts.daily imports this module
+
+                daily.forget_all()
 
     def clean(self) -> None:
         if self.opens_at and self.closes_at and self.closes_at <= self.opens_at:
@@ -359,3 +368,7 @@ def _calendar_changed(instance: CalendarDay, **kwargs: object) -> None:
         mailboxes = mailboxes.filter(pk=instance.mailbox_id)
     for mailbox in mailboxes:
         mailbox.reschedule_open_drafts()
+    if mailboxes:
+        from drafts import daily  # drafts.daily imports this module
+
+        daily.forget_all()  # times to answer in working hours

@@ -9,10 +9,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.forms.models import model_to_dict
 from django.urls import reverse
+from django.utils import timezone
 
 from drafts import tasks
 from drafts.admin import MailboxForm
 from drafts.business_hours import WorkingCalendar
+from drafts.daily import DayTotal
 from drafts.models import CalendarDay, Draft, Mailbox, StaffProfile
 from tests.apiclient import ScriptedModel
 from tests.conftest import make_ready_draft
@@ -270,3 +272,48 @@ def test_an_admin_keeps_the_calendar_days(client, mailbox, dana):
     )
     assert "The last day comes before the first." in refused.text
     assert CalendarDay.objects.count() == 1
+
+
+def test_working_seconds_between_two_moments_undo_adding_hours():
+    calendar = office(exceptions={date(2027, 3, 22): False})  # Monday closed
+    friday = at("2027-03-19 17:00")
+    assert calendar.between(friday, at("2027-03-23 10:00")) == 2 * 3600  # Fri 1 h + Tue 1 h
+    assert calendar.between(friday, calendar.add(friday, 13.5)) == 13.5 * 3600
+    assert calendar.between(at("2027-03-20 10:00"), at("2027-03-20 15:00")) == 0  # a Saturday
+    assert calendar.between(friday, friday - timedelta(hours=1)) == 0
+
+
+def stats_by_mailbox(client) -> dict[str, object]:
+    today = timezone.localdate()
+    query = {"from": (today - timedelta(days=29)).isoformat(), "to": today.isoformat()}
+    sections = client.get(reverse("stats"), query).context["sections"]
+    return {row.label: row for s in sections if s["name"] == "mailbox" for row in s["rows"]}
+
+
+def test_the_stats_count_times_to_answer_in_the_mailboxs_working_hours(
+    office_mailbox, alice, carol, client
+):
+    office_mailbox.working_hours_only = True
+    office_mailbox.save()
+    around_the_clock = Mailbox.objects.create(name="sales", address="sales@acme.example")
+    # A Friday at least a week back, so the stats read its closed days' stored totals.
+    friday = timezone.localdate() - timedelta(days=8)
+    friday -= timedelta(days=(friday.isoweekday() - 5) % 7)
+    arrived = at(f"{friday} 17:00")
+    answered = at(f"{friday + timedelta(days=3)} 10:00")  # Monday morning
+    for box in (office_mailbox, around_the_clock):
+        draft = make_ready_draft(box)
+        assert draft.approve(alice, draft.reply_text)
+        Draft.objects.filter(pk=draft.pk).update(created_at=arrived, decided_at=answered)
+    client.force_login(carol)
+    rows = stats_by_mailbox(client)
+    assert rows["sales"].median_answer_seconds == 65 * 3600  # Friday 17:00 to Monday 10:00
+    assert rows[office_mailbox.name].median_answer_seconds == 2 * 3600  # 17-18 and 9-10
+    assert rows[office_mailbox.name].answer_display == "2h 00m"
+    assert DayTotal.objects.filter(day=answered.date()).exists()  # a closed day's totals
+
+    office_mailbox.opens_at = time(8)  # the totals are counted again by the new hours
+    office_mailbox.save()
+    assert stats_by_mailbox(client)[office_mailbox.name].median_answer_seconds == 3 * 3600
+    CalendarDay.objects.create(first_day=answered.date(), kind=CalendarDay.HOLIDAY, name="Closed")
+    assert stats_by_mailbox(client)[office_mailbox.name].median_answer_seconds == 3600
