@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import itertools
 import json
 import os
 import signal
@@ -104,16 +103,18 @@ def measure(app: Path, backlog: int, folder: Path) -> dict:
         written_meanwhile = ready.filter(ready_at__gte=asked_at).count()
         queued_after = Draft.objects.filter(status=Draft.QUEUED).count()
         say(f"  rewrite ready after {waited:.1f} s; {written_meanwhile} others written meanwhile")
-        # The worker's pace: the gaps between the drafts it finished one after the other.
-        finished = sorted(ready.values_list("ready_at", flat=True))
-        gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(finished)]
+        # The worker's pace: the model's seconds per draft (intent, analysis and reply).
+        paces = [
+            sum(v for k, v in d.timings.items() if k.endswith("_s"))
+            for d in Draft.objects.filter(status=Draft.READY)
+        ]
         return {
             "backlog": backlog,
             "queued_when_asked": queued_before,
             "rewrite_wait_s": round(waited, 1),
             "others_written_meanwhile": written_meanwhile,
             "queued_when_rewritten": queued_after,
-            "seconds_per_draft": round(statistics.median(gaps), 1) if gaps else None,
+            "seconds_per_draft": round(statistics.median(paces), 1),
             "rewritten_as_asked": first.generation.get("instruction") == "shorter",
         }
     finally:

@@ -65,6 +65,12 @@ def rows(page: str) -> list[str]:
     ]
 
 
+def change_password(client: Client, old: str, new: str, **kwargs: object):
+    """The password form of the Account security page."""
+    form = {"action": "password", "old_password": old, "new_password1": new, "new_password2": new}
+    return client.post(SECURITY, form, **kwargs)
+
+
 def record_of(client: Client) -> SignedInSession:
     return SignedInSession.objects.get(session_key=client.session.session_key)
 
@@ -237,15 +243,8 @@ def test_browsers_are_named_as_people_know_them(agent, shown):
 
 def test_a_password_change_signs_out_the_other_sessions_and_keeps_this_one(alice):
     office, laptop = browser(alice), browser(alice, CHROME_MAC)
-    answer = office.post(
-        SECURITY,
-        {
-            "action": "password",
-            "old_password": "alice-password-1",
-            "new_password1": "correct horse battery staple",
-            "new_password2": "correct horse battery staple",
-        },
-        follow=True,
+    answer = change_password(
+        office, "alice-password-1", "correct horse battery staple", follow=True
     )
     assert "Your password is changed. 1 other session was signed out." in answer.text
     assert signed_in_as(office) and not signed_in_as(laptop)
@@ -258,15 +257,7 @@ def test_a_password_change_signs_out_the_other_sessions_and_keeps_this_one(alice
 
 def test_a_wrong_current_password_changes_nothing_and_counts_toward_the_lock(alice):
     office = browser(alice)
-    answer = office.post(
-        SECURITY,
-        {
-            "action": "password",
-            "old_password": "not-it",
-            "new_password1": "correct horse battery staple",
-            "new_password2": "correct horse battery staple",
-        },
-    )
+    answer = change_password(office, "not-it", "correct horse battery staple")
     assert answer.status_code == 400
     assert "Your old password was entered incorrectly." in answer.text
     alice.refresh_from_db()
@@ -278,14 +269,6 @@ def test_a_wrong_current_password_changes_nothing_and_counts_toward_the_lock(ali
 
 def test_a_weak_new_password_is_refused_by_the_validators(alice):
     office = browser(alice)
-    answer = office.post(
-        SECURITY,
-        {
-            "action": "password",
-            "old_password": "alice-password-1",
-            "new_password1": "12345678",
-            "new_password2": "12345678",
-        },
-    )
+    answer = change_password(office, "alice-password-1", "12345678")
     assert answer.status_code == 400
     assert "This password is too common." in answer.text
