@@ -62,7 +62,9 @@ def _page(request: HttpRequest, status: int = 200, **context: object) -> HttpRes
             # In groups of four, as the apps' "enter a setup key" fields accept it.
             "secret_groups": " ".join(secret[i : i + 4] for i in range(0, len(secret), 4)),
         }
-    context.setdefault("password_form", PasswordChangeForm(user))
+    form = context.setdefault("password_form", PasswordChangeForm(user))
+    # Django's form takes the focus; on this page the first thing is two-step verification.
+    form.fields["old_password"].widget.attrs.pop("autofocus", None)
     context |= {
         "two_factor": two_factor,
         "sessions": signed_in.sessions_of(user),

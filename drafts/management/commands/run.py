@@ -164,6 +164,6 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.WARNING(
                 f"\nCreated the admin user.  username: admin   password: {password}\n"
-                "This password is shown only once; change it under Admin → Users.\n"
+                "This password is shown only once; change it under Account security.\n"
             )
         )
