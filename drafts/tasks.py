@@ -160,9 +160,6 @@ def requeue_stale_generation() -> int:
     return requeued
 
 
-CLAIM_TRIES = 20  # of a claim lost to another worker before the task gives up its turn
-
-
 def _claim_first(draft_id: int) -> Draft | None:
     """The queued draft this task drafts, claimed: one a person asked for again first, then
     ``draft_id``, then the oldest (DraftQuerySet.in_drafting_order); None if none is queued.
@@ -170,11 +167,13 @@ def _claim_first(draft_id: int) -> Draft | None:
     Tasks are interchangeable: every queued draft has one, so a task whose own draft was
     taken (by a batch, or ahead of its turn) drafts another that would otherwise wait
     longer, and a reviewer's rewrite need not wait for the tasks queued before it.
+    A claim lost to another worker means that worker took the draft: the task tries the next
+    one until it has one or none is queued (giving up earlier could leave a draft queued
+    with no task left to draft it).
     """
     order = Draft.objects.in_drafting_order(first=draft_id).select_related("message__mailbox")
-    for _ in range(CLAIM_TRIES):
-        draft = order.first()
-        if draft is None or draft.claim_for_generation():
+    while (draft := order.first()) is not None:
+        if draft.claim_for_generation():
             return draft
     return None
 

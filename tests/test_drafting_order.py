@@ -12,7 +12,7 @@ from drafts.ingest import ingest_message
 from drafts.models import Draft, Mailbox
 from drafts.tasks import generate_draft
 from tests.apiclient import ScriptedModel, api_for, draft_url
-from tests.conftest import mail_bytes, make_ready_draft
+from tests.conftest import all_at_once, mail_bytes, make_ready_draft
 
 pytestmark = pytest.mark.django_db
 
@@ -159,3 +159,19 @@ def test_a_rewrite_asked_through_the_api_goes_first_too(alice, mailbox, model):
     assert response.status_code == 200, response.content
     generate_draft(waiting.pk)
     assert model.subjects == [subject(rewrite)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_workers_racing_for_the_queue_draft_each_email_once(
+    alice, mailbox, model, default_template
+):
+    drafts = [queued(mailbox, name) for name in SUBJECTS.values()]
+    rewrite = make_ready_draft(mailbox, "reply_in_thread.eml")
+    assert rewrite.regenerate(alice, instruction="shorter")
+    # Four tasks at once (the rewrite's own among them), each wanting the rewrite first.
+    tasks = [rewrite.pk, *(d.pk for d in drafts)]
+    results = all_at_once(*[lambda pk=pk: generate_draft(pk) for pk in tasks])
+    assert sorted(results) == ["ready: 1"] * 4
+    assert set(Draft.objects.values_list("status", flat=True)) == {Draft.READY}
+    assert Draft.objects.filter(version=3).count() == 3  # queued, claimed once, stored once
+    assert len(model.subjects) == 4
