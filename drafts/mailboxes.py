@@ -155,15 +155,15 @@ class Mailbox(models.Model):
         fields = kwargs.get("update_fields")
         before = None
         if self.pk and (fields is None or set(self.TARGET_FIELDS) & set(fields)):
-            before = Mailbox.objects.filter(pk=self.pk).values_list(*self.TARGET_FIELDS).first()
+            before = Mailbox.objects.filter(pk=self.pk).values(*self.TARGET_FIELDS).first()
         super().save(*args, **kwargs)
-        after = tuple(getattr(self, f) for f in self.TARGET_FIELDS)
-        if before is not None and before != after:
+        changed = {f for f in self.TARGET_FIELDS if before and before[f] != getattr(self, f)}
+        if changed:
             self.reschedule_open_drafts()
-            if before[2:] != after[2:]:  # WORKING_HOURS_FIELDS: the stats' times to answer
-                from drafts import daily  # drafts.daily imports this module
+        if changed & set(self.WORKING_HOURS_FIELDS):  # the stats' times to answer, too
+            from drafts import daily  # drafts.daily imports this module
 
-                daily.forget_all()
+            daily.forget_all()
 
     def clean(self) -> None:
         if self.opens_at and self.closes_at and self.closes_at <= self.opens_at:
@@ -211,10 +211,26 @@ class Mailbox(models.Model):
     def working_calendar(self) -> WorkingCalendar:
         """The team's working week and this mailbox's calendar days (its own entries win
         over those for every mailbox on the same date)."""
+        return Mailbox.working_calendars([self])[self.pk]
+
+    @classmethod
+    def working_calendars(
+        cls, mailboxes: list[Mailbox] | None = None
+    ) -> dict[int, WorkingCalendar]:
+        """The working calendars of ``mailboxes`` (by default those counting working hours)
+        by their ids, from one read of the calendar days."""
+        if mailboxes is None:
+            mailboxes = list(cls.objects.filter(working_hours_only=True))
+        entries = CalendarDay.objects.filter(Q(mailbox=None) | Q(mailbox__in=mailboxes))
+        entries = list(entries.order_by(models.F("mailbox").asc(nulls_first=True), "first_day"))
+        return {mailbox.pk: mailbox._calendar_of(entries) for mailbox in mailboxes}
+
+    def _calendar_of(self, entries: list[CalendarDay]) -> WorkingCalendar:
+        """This mailbox's calendar from ``entries``, those for every mailbox ordered first."""
         exceptions: dict[date, bool] = {}
-        days = CalendarDay.objects.filter(Q(mailbox=None) | Q(mailbox=self))
-        for entry in days.order_by(models.F("mailbox").asc(nulls_first=True), "first_day"):
-            exceptions.update(dict.fromkeys(entry.dates(), entry.kind == CalendarDay.WORKDAY))
+        for entry in entries:
+            if entry.mailbox_id in (None, self.pk):
+                exceptions.update(dict.fromkeys(entry.dates(), entry.kind == CalendarDay.WORKDAY))
         return WorkingCalendar(
             zone=ZoneInfo(self.time_zone or settings.TIME_ZONE),
             weekdays=parse_weekdays(self.working_days),

@@ -70,7 +70,8 @@ def _client(request: HttpRequest) -> dict[str, object]:
 
 @receiver(user_logged_in, dispatch_uid="drafts.signed_in.record")
 def record(sender: object, request: HttpRequest | None, user: object, **kwargs: object) -> None:
-    """Note the session a login has just begun (login() has given it a new key)."""
+    """Note the session a login has just begun. login() has given it a new key, or emptied
+    it when it held another user's login: then it is saved here to have one."""
     session = getattr(request, "session", None)
     if session is None or user is None:
         return
