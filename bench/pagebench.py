@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,16 @@ PG_SERVER = "postgres://postgres@127.0.0.1:5432/"
 
 def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
+
+
+def wait(check: Callable[[], object], what: str, timeout: float = 3600, every: float = 0.5) -> None:
+    """Poll ``check`` every ``every`` seconds until it is true; exit naming ``what`` after
+    ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(every)
 
 
 def timings(times: list[float]) -> dict[str, float]:

@@ -29,19 +29,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import pagebench
+from pagebench import say
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-def wait(check, what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(0.2)
+POLL = 0.2  # seconds between looks at the database: the rewrite's wait is what is timed
 
 
 def measure(app: Path, backlog: int, folder: Path) -> dict:
@@ -81,22 +75,20 @@ def measure(app: Path, backlog: int, folder: Path) -> dict:
     try:
         first = Draft.objects.get()
         say("  waiting for the worker to load the model and draft the first email")
-        wait(lambda: Draft.objects.filter(pk=first.pk, status=Draft.READY).exists(), "it", 600)
+        drafted = Draft.objects.filter(pk=first.pk, status=Draft.READY)
+        pagebench.wait(drafted.exists, "it", 600, POLL)
         ingest_batch(mailbox, [customer_email(n) for n in range(1, backlog + 1)])
-        wait(lambda: Draft.objects.filter(status=Draft.GENERATING).exists(), "the backlog", 60)
+        pagebench.wait(
+            Draft.objects.filter(status=Draft.GENERATING).exists, "the backlog", 60, POLL
+        )
         first.refresh_from_db()
         queued_before = Draft.objects.filter(status=Draft.QUEUED).count()
         asked, asked_at = time.monotonic(), timezone.now()
         assert first.regenerate(reviewer, instruction="shorter")
         say(f"  asked for a rewrite with {queued_before} drafts queued")
         version = first.version
-        wait(
-            lambda: Draft.objects.filter(
-                pk=first.pk, status=Draft.READY, version__gt=version
-            ).exists(),
-            "the rewrite",
-            3600,
-        )
+        rewritten = Draft.objects.filter(pk=first.pk, status=Draft.READY, version__gt=version)
+        pagebench.wait(rewritten.exists, "the rewrite", 3600, POLL)
         waited = time.monotonic() - asked
         first.refresh_from_db()
         ready = Draft.objects.filter(status=Draft.READY).exclude(pk=first.pk)

@@ -36,14 +36,12 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from pagebench import say, wait
+
 ROOT = Path(__file__).resolve().parent.parent
 PG = "postgres://postgres@127.0.0.1:5432/"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 TINY = ROOT / "tests" / "fixtures" / "chatglm" / "chatglm3-6b-tiny"
-
-
-def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def free_port() -> int:
@@ -65,14 +63,6 @@ def drive(env: dict, *args: str) -> dict:
     out = subprocess.run([sys.executable, "-m", "tests.scaleout", *args], cwd=ROOT, env=env,
                          check=True, capture_output=True, text=True).stdout  # fmt: skip
     return json.loads(out.strip().splitlines()[-1])
-
-
-def wait(check, what: str, timeout: float = 3600) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(0.5)
 
 
 class Counter:
