@@ -26,7 +26,7 @@ format: install-dev  ## Format the code with ruff
 install: $(VENV)/.installed  ## Create .venv and install the requirements and the bundled model
 install-dev: $(VENV)/.installed-dev
 
-system-deps:  ## Debian packages the tests run: Dovecot for IMAP, Chromium for the browser tests, supervisord and systemd-analyze for deploy/
+system-deps:  ## Debian packages the tests run: Dovecot for IMAP, Chromium for the browser tests, supervisord, systemd-analyze and nginx for deploy/
 	@command -v dovecot >/dev/null 2>&1 || { \
 		echo "Installing dovecot-imapd (the tests run a real IMAP server)…"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd; }
@@ -39,6 +39,9 @@ system-deps:  ## Debian packages the tests run: Dovecot for IMAP, Chromium for t
 	@command -v systemd-analyze >/dev/null 2>&1 || { \
 		echo "Installing systemd (the deploy tests check deploy/systemd/ with systemd-analyze)…"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd; }
+	@test -x /usr/sbin/nginx || { \
+		echo "Installing nginx (the deploy tests run deploy/nginx.conf in front of gunicorn)…"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; }
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)

@@ -5,7 +5,7 @@
 Read from the same environment as the app (/etc/replyhub/env): REPLYHUB_BIND (where to
 listen; keep it on the loopback behind nginx), REPLYHUB_WEB_WORKERS (processes), and
 REPLYHUB_LOG_FORMAT (json puts gunicorn's own lines, the access log among them, in the
-app's JSON format).
+app's JSON format), REPLYHUB_TRUSTED_PROXIES (whose X-Forwarded-Proto counts).
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ max_requests = 5000
 max_requests_jitter = 500
 accesslog = "-"
 errorlog = "-"
-# nginx in front sets X-Forwarded-For/-Proto; trust them only from the loopback.
-forwarded_allow_ips = "127.0.0.1,::1"
+# nginx in front sets X-Forwarded-For/-Proto; trust them only from the proxies the app
+# trusts (REPLYHUB_TRUSTED_PROXIES, the loopback by default).
+forwarded_allow_ips = os.getenv("REPLYHUB_TRUSTED_PROXIES", "127.0.0.1,::1")
 if os.getenv("REPLYHUB_LOG_FORMAT", "plain").strip().lower() == "json":
     logconfig_dict = gunicorn_logconfig("json")

@@ -7,6 +7,7 @@ from pathlib import Path
 from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import Warning, register
+from django.core.management import call_command
 from django.db import connections
 from django.db.models.signals import post_migrate
 
@@ -17,12 +18,18 @@ class DraftsConfig(AppConfig):
     verbose_name = "ReplyHub"
 
     def ready(self) -> None:
-        from replyhub.checks import check_secret_key_from_environment, check_two_factor_required
+        from replyhub.checks import (
+            check_proxy_trusted,
+            check_secret_key_from_environment,
+            check_two_factor_required,
+        )
 
         register(check_model_configured)
         register(check_secret_key_from_environment, deploy=True)
         register(check_two_factor_required, deploy=True)
+        register(check_proxy_trusted, deploy=True)
         post_migrate.connect(ensure_search_index, sender=self)
+        post_migrate.connect(ensure_cache_table, sender=self)
         post_migrate.connect(grant_admin_access, sender=self)
         post_migrate.connect(schedule_minute_sweeps, sender=self)
         post_migrate.connect(schedule_nightly, sender=self)
@@ -33,6 +40,12 @@ def ensure_search_index(using: str = "default", **kwargs: object) -> None:
     from drafts import search
 
     search.ensure_index(connections[using])
+
+
+def ensure_cache_table(using: str = "default", **kwargs: object) -> None:
+    """Create the database cache's table (login counters, API rate limits) when the cache
+    is in the database, as it is without REDIS_URL; nothing otherwise."""
+    call_command("createcachetable", database=using, verbosity=0)
 
 
 def check_model_configured(app_configs: object = None, **kwargs: object) -> list[Warning]:

@@ -28,6 +28,7 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
+from drafts.client_address import client_address
 from drafts.two_factor import TwoFactor, enabled_for, must_set_up
 
 # Session key of a login waiting for its code: user id, backend, deadline, where to go.
@@ -38,7 +39,7 @@ PENDING_SECONDS = 5 * 60
 def _keys(request: HttpRequest, username: str) -> list[str]:
     return [
         f"login-failures:user:{username.strip().casefold()}",
-        f"login-failures:addr:{request.META.get('REMOTE_ADDR')}",
+        f"login-failures:addr:{client_address(request)}",
     ]
 
 
@@ -73,9 +74,10 @@ class RateLimitedLoginView(LoginView):
     for users with two-step verification.
 
     REPLYHUB_LOGIN_ATTEMPTS failures for one username (or five times as many from one
-    address, which may be an office behind NAT) lock it for REPLYHUB_LOGIN_LOCKOUT_MINUTES,
-    counted from the last failure. The counters live in Django's cache (Redis when
-    REDIS_URL is set, so every web process shares them).
+    address, which may be an office behind NAT; behind nginx, the client's: see
+    drafts/client_address.py) lock it for REPLYHUB_LOGIN_LOCKOUT_MINUTES, counted from the
+    last failure. The counters live in Django's cache (Redis when REDIS_URL is set, else a
+    database table), which every web process shares.
     """
 
     def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:

@@ -28,6 +28,8 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
 
+from drafts.client_address import client_address
+
 SEEN_EVERY = 300  # seconds between two notes of a session's use
 SEEN_KEY = "_signed_in_seen"  # in the session: when its use was last noted (epoch seconds)
 
@@ -62,7 +64,7 @@ def _store(session_key: str | None = None):
 
 def _client(request: HttpRequest) -> dict[str, object]:
     return {
-        "ip_address": request.META.get("REMOTE_ADDR") or None,
+        "ip_address": client_address(request),
         "user_agent": request.META.get("HTTP_USER_AGENT", "")[:300],
         "last_seen_at": timezone.now(),
     }

@@ -4,7 +4,8 @@ Django checks HTTPS, cookies, HSTS and the strength of SECRET_KEY; it cannot see
 the key was generated into the data folder rather than set in the environment, which
 works on one machine but gives every web server of a larger deployment its own key (and
 logs everyone out when the data folder is restored elsewhere). Nor does it know that
-admins logging in with a password alone are what a security review asks about first.
+admins logging in with a password alone are what a security review asks about first,
+or that a proxy in front whose address is not trusted makes every login come from it.
 """
 
 from __future__ import annotations
@@ -41,5 +42,23 @@ def check_two_factor_required(app_configs: object = None, **kwargs: object) -> l
             "mailboxes, may log in with a password alone.",
             hint="Set REPLYHUB_REQUIRE_2FA=admins (or staff, or all) in /etc/replyhub/env.",
             id="replyhub.W011",
+        )
+    ]
+
+
+def check_proxy_trusted(app_configs: object = None, **kwargs: object) -> list:
+    """Warn when ReplyHub is told it is behind a proxy but trusts none (deploy checks only)."""
+    from django.conf import settings
+
+    if not getattr(settings, "SECURE_PROXY_SSL_HEADER", None) or settings.REPLYHUB_TRUSTED_PROXIES:
+        return []
+    return [
+        Warning(
+            "REPLYHUB_TRUST_X_FORWARDED_PROTO is on but REPLYHUB_TRUSTED_PROXIES is empty: "
+            "every request seems to come from the proxy, so failed logins of anyone lock "
+            "out everyone.",
+            hint="Set REPLYHUB_TRUSTED_PROXIES to the proxy's address (127.0.0.1,::1 when "
+            "nginx runs on the same machine).",
+            id="replyhub.W012",
         )
     ]

@@ -7,6 +7,7 @@ and a local SMTP sink on port 8025.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -39,6 +40,20 @@ def envint(name: str, default: str) -> int:
 def envlist(name: str, default: str) -> list[str]:
     """Read a comma-separated environment variable."""
     return [item.strip() for item in os.getenv(name, default).split(",") if item.strip()]
+
+
+def envnetworks(name: str, default: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Read comma-separated addresses and networks ("10.0.0.0/8"); a value that is neither
+    is refused by name."""
+    networks = []
+    for value in envlist(name, default):
+        try:
+            networks.append(ipaddress.ip_network(value, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: {value!r} is not an IP address or network (such as 10.0.0.0/8)."
+            ) from None
+    return networks
 
 
 def _secret_key() -> str:
@@ -193,6 +208,16 @@ if REDIS_URL:
     }
 else:
     Q_CLUSTER["orm"] = "default"
+    # In the database, so that every web process (and server) shares the login counters
+    # and the API's rate limits; `migrate` creates the table (drafts/apps.py). Culling
+    # starts at MAX_ENTRIES: far above what logins and tokens keep alive at once.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "replyhub_cache",
+            "OPTIONS": {"MAX_ENTRIES": 10_000},
+        }
+    }
 
 # Learning from edits: approved replies to similar emails shown to the model (0: none).
 REPLYHUB_FEW_SHOT_EXAMPLES = envint("REPLYHUB_FEW_SHOT_EXAMPLES", "0")
@@ -220,6 +245,9 @@ REPLYHUB_NOTIFY_TIMEOUT = envint("REPLYHUB_NOTIFY_TIMEOUT", "10")
 # Failed logins per username before it is locked for a while (five times as many per address).
 REPLYHUB_LOGIN_ATTEMPTS = envint("REPLYHUB_LOGIN_ATTEMPTS", "5")
 REPLYHUB_LOGIN_LOCKOUT_MINUTES = envint("REPLYHUB_LOGIN_LOCKOUT_MINUTES", "15")
+# Reverse proxies whose X-Forwarded-For names the client (drafts/client_address.py): the
+# loopback, where nginx calls gunicorn from. Empty: REMOTE_ADDR is always the client.
+REPLYHUB_TRUSTED_PROXIES = envnetworks("REPLYHUB_TRUSTED_PROXIES", "127.0.0.1,::1")
 # Who must use two-step verification (an authenticator app's code after the password):
 # "none" (each user chooses), "admins" (superusers and the admin role), "staff" (supervisors
 # too) or "all". Those without it are sent to set it up before anything else.

@@ -275,6 +275,14 @@ def test_check_deploy_warns_about_plain_http(tmp_path):
         assert warning in output
 
 
+def test_check_deploy_warns_behind_a_proxy_it_does_not_trust(tmp_path):
+    done = check_deploy(tmp_path, SECRET_KEY=secrets.token_urlsafe(50), REPLYHUB_TRUSTED_PROXIES="")
+    output = done.stderr + done.stdout
+    assert done.returncode != 0
+    assert "replyhub.W012" in output
+    assert "failed logins of anyone lock out everyone" in output
+
+
 # -- a real supervisord -----------------------------------------------------------------
 
 

@@ -78,8 +78,8 @@ def bearer_token(request: HttpRequest) -> str:
 def seconds_until_allowed(token: ApiToken) -> int:
     """0 if the token may make another request now; else how many seconds until it may.
 
-    A count per token and clock minute in Django's cache (Redis when REDIS_URL is set, so
-    every web process shares it), like the login throttle.
+    A count per token and clock minute in Django's cache (Redis when REDIS_URL is set, else
+    a database table: every web process shares it), like the login throttle.
     """
     limit = settings.REPLYHUB_API_RATE_LIMIT
     if limit <= 0:
