@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from django.urls import path
 
-from drafts import account_views, draft_views, language, mail_views, views
+from drafts import account_views, draft_actions, draft_views, language, mail_views, views
 
 urlpatterns = [
     path("", views.queue, name="queue"),
     path("drafts/bulk/", views.queue_bulk, name="queue_bulk"),
     path("drafts/<int:draft_id>/", draft_views.draft_detail, name="draft"),
-    path("drafts/<int:draft_id>/action/", draft_views.draft_action, name="draft_action"),
+    path("drafts/<int:draft_id>/action/", draft_actions.draft_action, name="draft_action"),
     path("drafts/<int:draft_id>/claim/", draft_views.draft_claim, name="draft_claim"),
     path("drafts/<int:draft_id>/progress/", draft_views.draft_progress, name="draft_progress"),
     path("drafts/<int:draft_id>/files/<int:file_id>/", draft_views.reply_file, name="reply_file"),
