@@ -77,6 +77,7 @@ ADMIN_PERMISSIONS = {
         "notification": ("view",),
         "erasure": ("add", "view"),  # a customer's data erased on request
         "signedinsession": ("view",),  # on a user's page; signing out is a user action
+        "accountevent": ("view",),  # sign-ins and failed attempts, to read
     },
     "auth": {"user": ("add", "change", "view")},
 }

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.decorators import login_required
@@ -25,7 +26,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.debug import sensitive_post_parameters
 
-from drafts import signed_in
+from drafts import account_activity, signed_in
+from drafts.account_activity import AccountEvent
 from drafts.login import count_failure, locked_out, locked_out_message
 from drafts.two_factor import (
     TwoFactor,
@@ -68,6 +70,8 @@ def _page(request: HttpRequest, status: int = 200, **context: object) -> HttpRes
     context |= {
         "two_factor": two_factor,
         "sessions": signed_in.sessions_of(user),
+        "activity": account_activity.recent(user),
+        "activity_days": settings.REPLYHUB_ACCOUNT_ACTIVITY_DAYS,
         "this_session": request.session.session_key,
         "required": required_for(user),
         "next_url": _next_url(request),
@@ -90,6 +94,7 @@ def account_security(request: HttpRequest) -> HttpResponse:
     if action not in ("enable", "recovery_codes", "disable", "password"):
         return redirect("account_security")
     if locked_out(request, username):
+        account_activity.note(request, AccountEvent.LOCKED_OUT, request.user)
         return _page(request, status=429, error=locked_out_message())
     if action == "password":
         return _change_password(request)
@@ -100,6 +105,7 @@ def account_security(request: HttpRequest) -> HttpResponse:
         return redirect("account_security")
     if not _confirmed(request, two_factor):
         count_failure(request, username)
+        account_activity.note(request, AccountEvent.WRONG_CODE, request.user)
         return _page(
             request,
             error=_("That is neither a current code from your app nor your password."),
@@ -107,9 +113,11 @@ def account_security(request: HttpRequest) -> HttpResponse:
     if action == "recovery_codes":
         codes = two_factor.new_recovery_codes()
         logger.info("%s made new recovery codes", username)
+        account_activity.note(request, AccountEvent.RECOVERY_CODES_MADE, request.user)
         return _page(request, recovery_codes=codes)
     turn_off(request.user, by=request.user)
     logger.info("%s turned two-step verification off", username)
+    account_activity.note(request, AccountEvent.TWO_FACTOR_OFF, request.user)
     messages.success(request, _("Two-step verification is off."))
     return redirect("account_security")
 
@@ -120,6 +128,7 @@ def _enable(request: HttpRequest, two_factor: TwoFactor | None) -> HttpResponse:
     codes = two_factor.confirm(request.POST.get("code", ""))
     if codes is None:
         count_failure(request, request.user.get_username())
+        account_activity.note(request, AccountEvent.WRONG_CODE, request.user)
         return _page(
             request,
             error=_(
@@ -128,6 +137,7 @@ def _enable(request: HttpRequest, two_factor: TwoFactor | None) -> HttpResponse:
             ),
         )
     logger.info("%s turned two-step verification on", request.user.get_username())
+    account_activity.note(request, AccountEvent.TWO_FACTOR_ON, request.user)
     messages.success(request, _("Two-step verification is on."))
     # The other sessions began with the password alone: whoever holds them must log in again.
     if ended := signed_in.sign_out(request.user, keep=request.session.session_key):
@@ -143,6 +153,7 @@ def _change_password(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         if "old_password" in form.errors:
             count_failure(request, request.user.get_username())
+            account_activity.note(request, AccountEvent.WRONG_PASSWORD, request.user)
         return _page(request, status=400, password_form=form)
     form.save()
     old_key = request.session.session_key
@@ -150,6 +161,7 @@ def _change_password(request: HttpRequest) -> HttpResponse:
     signed_in.renamed(old_key, request.session.session_key)
     ended = signed_in.sign_out(request.user, keep=request.session.session_key)
     logger.info("%s changed their password", request.user.get_username())
+    account_activity.note(request, AccountEvent.PASSWORD_CHANGED, request.user)
     done = _("Your password is changed.")
     messages.success(request, f"{done} {_signed_out_message(ended)}" if ended else done)
     return redirect("account_security")

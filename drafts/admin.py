@@ -360,8 +360,9 @@ class SavedReplyAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
 
 
-# Chat notification channels and their messages have their admin in a module of their own.
-from drafts import notify_admin  # noqa: E402, F401
+# Chat notification channels and their messages have their admin in a module of their own,
+# as has account activity.
+from drafts import account_activity_admin, notify_admin  # noqa: E402, F401
 from drafts.api import admin as api_admin  # noqa: E402, F401  (API tokens and callbacks)
 
 

@@ -129,6 +129,8 @@ NIGHTLY = [
     # The retention period (drafts/retention.py; with REPLYHUB_RETENTION_DAYS=0, nothing).
     ("drafts.retention.apply_retention", (3, 30), True,
      "Retention: remove the content of emails handled long ago"),
+    ("drafts.account_activity.forget_old_events", (3, 45), True,
+     "Account activity: forget events older than REPLYHUB_ACCOUNT_ACTIVITY_DAYS"),
 ]  # fmt: skip
 
 

@@ -28,8 +28,10 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
+from drafts import account_activity
+from drafts.account_activity import AccountEvent
 from drafts.client_address import client_address
-from drafts.two_factor import TwoFactor, enabled_for, must_set_up
+from drafts.two_factor import TwoFactor, enabled_for, looks_like_totp, must_set_up, normalized
 
 # Session key of a login waiting for its code: user id, backend, deadline, where to go.
 PENDING = "two-factor-pending"
@@ -81,14 +83,20 @@ class RateLimitedLoginView(LoginView):
     """
 
     def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
-        if locked_out(request, request.POST.get("username", "")):
+        username = request.POST.get("username", "")
+        if locked_out(request, username):
+            user = account_activity.account_named(username)
+            account_activity.note(request, AccountEvent.LOCKED_OUT, user)
             form = self.get_form()
             form.add_error(None, locked_out_message())
             return self.render_to_response(self.get_context_data(form=form), status=429)
         return super().post(request, *args, **kwargs)
 
     def form_invalid(self, form: AuthenticationForm) -> HttpResponse:
-        count_failure(self.request, self.request.POST.get("username", ""))
+        username = self.request.POST.get("username", "")
+        count_failure(self.request, username)
+        user = account_activity.account_named(username)
+        account_activity.note(self.request, AccountEvent.WRONG_PASSWORD, user)
         return super().form_invalid(form)
 
     def form_valid(self, form: AuthenticationForm) -> HttpResponse:
@@ -159,15 +167,20 @@ def login_code(request: HttpRequest) -> HttpResponse:
     error, status = "", 200
     if request.method == "POST":
         username = user.get_username()
+        code = request.POST.get("code", "")
         if locked_out(request, username):
             error, status = locked_out_message(), 429
-        elif two_factor.accepts(request.POST.get("code", "")):
+            account_activity.note(request, AccountEvent.LOCKED_OUT, user)
+        elif two_factor.accepts(code):
             del request.session[PENDING]
             login(request, user, backend=pending["backend"])
             forget_failures(request, username)
+            if not looks_like_totp(normalized(code)):
+                account_activity.note(request, AccountEvent.RECOVERY_CODE_USED, user)
             return redirect(pending["next"])
         else:
             count_failure(request, username)
+            account_activity.note(request, AccountEvent.WRONG_CODE, user)
             error = _(
                 "That code is not right. Enter the 6 digits your app shows now, "
                 "or one of your recovery codes."

@@ -603,8 +603,8 @@ def edit_distance(generated: str, approved: str) -> float:
 # template replays, daily stats totals and chat notifications live in modules of their own;
 # importing them here registers their models with Django (the first ones first: the others
 # import them from here). So do the REST API's tokens and callbacks (drafts/api/), the
-# records of erasures, each user's two-step verification (drafts/two_factor.py) and their
-# signed-in sessions (drafts/signed_in.py).
+# records of erasures, each user's two-step verification (drafts/two_factor.py), their
+# signed-in sessions (drafts/signed_in.py) and their account activity.
 from drafts.mailboxes import CalendarDay, Mailbox  # noqa: E402, F401
 
 # isort: split
@@ -618,6 +618,7 @@ from drafts.reply_files import ReplyAttachment  # noqa: E402
 from drafts.saved_replies import SavedReply  # noqa: E402, F401
 
 # isort: split
+from drafts.account_activity import AccountEvent  # noqa: E402, F401
 from drafts.api.callbacks import ApiCallback  # noqa: E402, F401
 from drafts.api.tokens import ApiToken  # noqa: E402, F401
 from drafts.daily import DayTotal, StatsDay  # noqa: E402, F401

@@ -16,6 +16,7 @@ from django.http import HttpRequest
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from drafts.account_activity import AccountEvent, note
 from drafts.models import StaffProfile
 from drafts.signed_in import sign_out
 from drafts.two_factor import TwoFactor, turn_off
@@ -47,6 +48,7 @@ class TwoFactorUserAdminMixin:
             if StaffProfile.role_of(user) == StaffProfile.ADMIN and not request.user.is_superuser:
                 refused.append(user.get_username())
             elif turn_off(user, by=request.user):
+                note(request, AccountEvent.TWO_FACTOR_RESET, user, by=request.user)
                 # Whoever has their sessions (a lost phone, say) must log in anew.
                 sign_out(user)
                 reset.append(user.get_username())

@@ -245,6 +245,14 @@ REPLYHUB_NOTIFY_TIMEOUT = envint("REPLYHUB_NOTIFY_TIMEOUT", "10")
 # Failed logins per username before it is locked for a while (five times as many per address).
 REPLYHUB_LOGIN_ATTEMPTS = envint("REPLYHUB_LOGIN_ATTEMPTS", "5")
 REPLYHUB_LOGIN_LOCKOUT_MINUTES = envint("REPLYHUB_LOGIN_LOCKOUT_MINUTES", "15")
+# Days each person's sign-ins, failed attempts and security changes are kept (Account
+# security, the admin's Account activity); 0: for ever.
+REPLYHUB_ACCOUNT_ACTIVITY_DAYS = envint("REPLYHUB_ACCOUNT_ACTIVITY_DAYS", "180")
+if REPLYHUB_ACCOUNT_ACTIVITY_DAYS < 0:
+    raise ImproperlyConfigured(
+        "REPLYHUB_ACCOUNT_ACTIVITY_DAYS must be 0 (keep for ever) or more, "
+        f"not {REPLYHUB_ACCOUNT_ACTIVITY_DAYS}."
+    )
 # Reverse proxies whose X-Forwarded-For names the client (drafts/client_address.py): the
 # loopback, where nginx calls gunicorn from. Empty: REMOTE_ADDR is always the client.
 REPLYHUB_TRUSTED_PROXIES = envnetworks("REPLYHUB_TRUSTED_PROXIES", "127.0.0.1,::1")

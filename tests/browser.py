@@ -77,10 +77,13 @@ DRAFT_PAGE = re.compile(r"/drafts/\d+/")
 class Visitor:
     """One person's browser session: a fresh context, what it requested, what popped up."""
 
-    def __init__(self, browser: Browser, base_url: str) -> None:
+    def __init__(self, browser: Browser, base_url: str, user_agent: str | None = None) -> None:
         self.base_url = base_url
         self.context: BrowserContext = browser.new_context(
-            base_url=base_url, locale="en-US", viewport={"width": 1280, "height": 900}
+            base_url=base_url,
+            locale="en-US",
+            viewport={"width": 1280, "height": 900},
+            user_agent=user_agent,
         )
         self.context.set_default_timeout(TIMEOUT_MS)
         self.requests: list[str] = []

@@ -18,6 +18,7 @@ from playwright.sync_api import Browser, Page, expect
 from drafts.models import StaffProfile
 from drafts.two_factor import current_step, totp
 from tests.browser import Visitor
+from tests.test_signed_in import SAFARI_IPHONE
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -117,3 +118,27 @@ def test_a_reviewer_signs_out_a_lost_laptop_and_changes_the_password(
         expect(page.locator("header .logout")).to_contain_text("alice")  # still signed in
     finally:
         laptop.close()
+
+
+def test_a_reviewer_is_told_of_failed_attempts_and_finds_them_in_the_activity(
+    browser: Browser, live_server, visitor, alice
+):
+    intruder = Visitor(browser, live_server.url, user_agent=SAFARI_IPHONE)
+    try:
+        for guess in ("alice123", "password"):
+            type_password(intruder.page, "alice", guess)
+            expect(intruder.page.get_by_text("Please enter a correct username")).to_be_visible()
+    finally:
+        intruder.close()
+    page = visitor.log_in("alice")
+    expect(page.locator(".notice.warning")).to_contain_text(
+        "2 failed attempts to sign in to your account since you last signed in"
+    )
+    page.get_by_role("link", name="Account security").click()
+    events = page.locator("table.activity tbody tr")
+    expect(events).to_have_count(3)
+    expect(events.first).to_contain_text("Signed in")
+    failed = page.locator("table.activity tr.failed")
+    expect(failed).to_have_count(2)
+    expect(failed.first).to_contain_text("Wrong password")
+    expect(failed.first).to_contain_text("Safari on iPhone")
