@@ -21,10 +21,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
-from drafts import reply_files
+from drafts import copies, reply_files
 from drafts.access import reviewers_of
 from drafts.context_processors import UNDO_OFFERS
-from drafts.draft_views import get_draft, kept_key, note_key, unsaved_key
+from drafts.draft_views import get_draft, kept_cc_key, kept_key, note_key, unsaved_key
 from drafts.models import BlockedSender, Draft, PromptTemplate
 from drafts.sending import HeaderInjectionError
 from inference.replycheck import placeholders
@@ -61,8 +61,24 @@ class Posted:
 Outcome = tuple[bool, str] | HttpResponse
 
 
+def _copies(posted: Posted) -> list[str] | HttpResponse | None:
+    """The copies (Cc) as posted beside the reply; None when the form sent none; a refusal
+    (the reply and the list kept for the editor) when an entry is not an address."""
+    if "cc" not in posted.request.POST:
+        return None
+    entered = posted.request.POST["cc"]
+    try:
+        return copies.parse(entered, posted.draft.message.reply_address)
+    except copies.CopiesRefused as exc:
+        posted.request.session[kept_cc_key(posted.draft.pk)] = entered[:5000]
+        return posted.refuse(str(exc), keep_text=True)
+
+
 def _save(posted: Posted) -> Outcome:
-    return posted.draft.save_edit(posted.user, posted.text, posted.version), _("Edit saved.")
+    cc = _copies(posted)
+    if isinstance(cc, HttpResponse):
+        return cc
+    return posted.draft.save_edit(posted.user, posted.text, posted.version, cc), _("Edit saved.")
 
 
 def _approve(posted: Posted) -> Outcome:
@@ -76,9 +92,12 @@ def _approve(posted: Posted) -> Outcome:
             % {"found": ", ".join(found)},
             keep_text=True,
         )
+    cc = _copies(posted)
+    if isinstance(cc, HttpResponse):
+        return cc
     draft = posted.draft
     try:
-        ok = draft.approve(posted.user, posted.text, posted.version)
+        ok = draft.approve(posted.user, posted.text, posted.version, cc)
     except HeaderInjectionError as exc:
         return posted.refuse(
             _("This email cannot be answered safely (%(problem)s); nothing was approved.")

@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
-from drafts import fields, saved_replies
+from drafts import copies, fields, saved_replies
 from drafts.access import drafts_for, mailboxes_for, reviewers_of
 from drafts.mail_views import as_download
 from drafts.models import Draft, Message, Outbox, PromptTemplate
@@ -91,6 +91,8 @@ def draft_detail(request: HttpRequest, draft_id: int) -> HttpResponse:
             "instruction_max": Draft.INSTRUCTION_MAX,
             "instruction_picks": INSTRUCTION_PICKS,
             "reply_text": reply_text,
+            "cc_text": request.session.pop(kept_cc_key(draft.pk), None)
+            or ", ".join(copies.of(draft.cc)),
             "placeholders": placeholders(reply_text) if draft.status == Draft.READY else [],
             "saved_replies": (
                 saved_replies.for_page(draft, request.user) if draft.status == Draft.READY else []
@@ -153,6 +155,11 @@ def saved_reply_used(request: HttpRequest, draft_id: int, saved_id: int) -> Http
 
 def unsaved_key(draft_id: int) -> str:
     return f"unsaved-reply-{draft_id}"
+
+
+def kept_cc_key(draft_id: int) -> str:
+    """The copies of an edit or approval refused for one of them, for their field."""
+    return f"kept-cc-{draft_id}"
 
 
 def note_key(draft_id: int) -> str:

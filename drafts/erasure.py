@@ -4,7 +4,8 @@ of it, in one transaction; a record of the erasure keeps only counts and a hash.
 
 What is erased, for an address:
 - the conversations (threads) with that customer, and every message in them;
-- any other message from the address (From or Reply-To) or of a reply sent to it;
+- any other message from the address (From or Reply-To), copied to it (the Cc of the email
+  or of the reply), or of a reply sent to it;
 - with those messages, by cascade: their drafts, review history, attachments (the
   customer's and those reviewers attached to replies), outbox
   records (the raw replies) and API callbacks, and their rows in the search index;
@@ -31,6 +32,7 @@ from django.core.validators import validate_email
 from django.db import connection, models, transaction
 from django.db.models import Q
 
+from drafts import copies
 from drafts.models import (
     Attachment,
     BlockedSender,
@@ -100,6 +102,9 @@ def plan(address: str, mailbox: Mailbox | None = None) -> Plan:
         | Q(from_address__iexact=address)
         | Q(reply_to__iexact=address)
         | Q(draft__deliveries__recipient__iexact=address)
+        # Copied on someone's email, or on a reply: those conversations name them too.
+        | Q(cc__iregex=copies.naming(address))
+        | Q(draft__cc__iregex=copies.naming(address))
     )
     if mailbox is not None:
         threads, messages = threads.filter(mailbox=mailbox), messages.filter(mailbox=mailbox)

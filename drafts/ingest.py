@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from drafts import mailparse
+from drafts import copies, mailparse
 from drafts.models import Attachment, BlockedSender, Draft, Mailbox, Message, Thread
 
 log = logging.getLogger(__name__)
@@ -220,6 +220,7 @@ def _store(
                 from_address=parsed.from_address,
                 reply_to=parsed.reply_to,
                 to=parsed.to,
+                cc=parsed.cc,
                 date=parsed.date,
                 text=parsed.text,
                 model_text=parsed.model_text,
@@ -246,7 +247,7 @@ def _store(
             if not no_draft:
                 from drafts.tasks import enqueue_generation
 
-                draft = Draft.objects.create(message=message)
+                draft = Draft.objects.create(message=message, cc=_first_copies(message, parsed))
                 enqueue_generation(draft)
     except IntegrityError:
         # Another process stored the same bytes between our check and our insert.
@@ -259,6 +260,20 @@ def _store(
         extra={"message_id": message.pk, "draft_id": draft and draft.pk, "mailbox": mailbox.name},
     )
     return message, True
+
+
+def _first_copies(message: Message, parsed: mailparse.ParsedMail) -> str:
+    """A new draft's copies (Cc): the email's other recipients when its mailbox answers to
+    all (drafts/copies.py). The team's mailboxes are read only when someone else is left."""
+    mailbox = message.mailbox
+    if not mailbox.reply_to_all:
+        return ""
+    own = {mailbox.address}
+    others = copies.reply_all(parsed.recipients, message.reply_address, own)
+    if others:
+        own |= set(Mailbox.objects.values_list("address", flat=True))
+        others = copies.reply_all(others, message.reply_address, own)
+    return copies.lines(others)
 
 
 def iter_mbox(path: Path) -> Iterator[tuple[bytes, int]]:

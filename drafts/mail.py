@@ -55,6 +55,7 @@ class Message(models.Model):
     from_address = models.CharField(max_length=320, blank=True)
     reply_to = models.CharField(max_length=320, blank=True)
     to = models.TextField(blank=True)
+    cc = models.TextField(blank=True)
     date = models.DateTimeField(null=True, blank=True)
     size = models.PositiveIntegerField(default=0, help_text="Size of the raw message in bytes.")
     text = models.TextField(blank=True, help_text="Plain-text body, complete, for display.")

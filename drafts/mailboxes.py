@@ -76,6 +76,11 @@ class Mailbox(models.Model):
         help_text="Also keep each sent reply in this IMAP folder (e.g. Sent), so the thread "
         "reads complete in the team's mail client. Empty: don't.",
     )
+    reply_to_all = models.BooleanField(
+        default=True,
+        help_text="New drafts copy (Cc) everyone the customer's email went to, but this "
+        "team's mailboxes, as a mail client's Reply all does; reviewers may change the list.",
+    )
     html_replies = models.BooleanField(
         default=False,
         help_text="Send replies with an HTML version beside the plain text (same words).",

@@ -74,6 +74,9 @@ class ParsedMail:
     from_address: str
     reply_to: str
     to: str
+    cc: str
+    # The address-specs of To and Cc, each once: whom a reply to all goes to.
+    recipients: list[str]
     date: datetime | None
     text: str
     html: str
@@ -548,6 +551,11 @@ def _parsed(
     in_reply_to = (mailtext.message_ids(_decoded(first, "In-Reply-To", hint, defects)) or [""])[0]
     subject = _decoded(first, "Subject", hint, defects)
     to = _decoded(first, "To", hint, defects)
+    cc = _decoded(first, "Cc", hint, defects)
+    recipients = [
+        *mailtext.parse_addresses(first.get("to", "")[:MAX_HEADER_CHARS], hint),
+        *mailtext.parse_addresses(first.get("cc", "")[:MAX_HEADER_CHARS], hint),
+    ]
     date, problem = mailtext.parse_date(_decoded(first, "Date", hint, defects))
     if problem:
         defects.append(problem)
@@ -567,6 +575,8 @@ def _parsed(
         from_address=from_address,
         reply_to=reply_to,
         to=to[:2000],
+        cc=cc[:2000],
+        recipients=list({address.lower(): address for address in recipients}.values()),
         date=date,
         text=text,
         html=sanitize_html(html),

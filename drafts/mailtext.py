@@ -435,6 +435,14 @@ def parse_address(value: str, hint: str | None = None) -> tuple[str, str, list[s
     return name, address, problems + name_problems
 
 
+def parse_addresses(value: str, hint: str | None = None) -> list[str]:
+    """The valid address-specs of an address-list header (To, Cc), in order, each once
+    (compared without case); mailboxes without a valid address are left out."""
+    value, _ = decode_8bit(_unfold(value), hint)
+    found = (_mailbox(box)[1] for box in _mailboxes(_tokens(value)))
+    return list({address.lower(): address for address in found if address}.values())
+
+
 def format_address(name: str, address: str) -> str:
     """A header-safe "Name <address>"."""
     username, _, domain = address.partition("@")

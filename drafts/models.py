@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
+from drafts import copies
 from inference.drafting import INTENTS
 
 ADMIN_GROUP = "ReplyHub admins"
@@ -160,6 +161,9 @@ class Draft(models.Model):
     )
     generated_text = models.TextField(blank=True, help_text="The reply as the model wrote it.")
     reply_text = models.TextField(blank=True, help_text="The reply as it stands now.")
+    cc = models.TextField(
+        blank=True, help_text="Copies of the reply (Cc), one address per line (drafts/copies.py)."
+    )
     template = models.ForeignKey(
         "drafts.PromptTemplate",
         null=True,
@@ -372,21 +376,41 @@ class Draft(models.Model):
             return self.claimed_by
         return None
 
-    def save_edit(self, user: object, text: str, version: int | None = None) -> bool:
-        """Store a reviewer's edit of a draft awaiting review (of ``version``, if given)."""
-        event = {"user": user, "action": ReviewEvent.EDIT, "text_before": self.reply_text}
-        return self._transition(
-            [self.READY], event | {"text_after": text}, expected_version=version, reply_text=text
-        )
+    def _copies_changed(self, cc: list[str] | None) -> tuple[dict, dict]:
+        """(the change, the history's note) for a new list of copies; both empty when ``cc``
+        is None or the same list."""
+        if cc is None or copies.lines(cc) == self.cc:
+            return {}, {}
+        return {"cc": copies.lines(cc)}, {"note": "Cc: " + (", ".join(cc) or "none")}
 
-    def approve(self, user: object, text: str, version: int | None = None) -> bool:
-        """Approve ``text`` as the reply and queue it for sending (once)."""
-        event = {"user": user, "action": ReviewEvent.APPROVE, "text_before": self.reply_text}
+    def save_edit(
+        self, user: object, text: str, version: int | None = None, cc: list[str] | None = None
+    ) -> bool:
+        """Store a reviewer's edit of a draft awaiting review (of ``version``, if given), and
+        its copies when ``cc`` is given."""
+        event = {"user": user, "action": ReviewEvent.EDIT, "text_before": self.reply_text}
+        changed, note = self._copies_changed(cc)
         return self._transition(
             [self.READY],
-            event | {"text_after": text},
+            event | {"text_after": text} | note,
+            expected_version=version,
+            reply_text=text,
+            **changed,
+        )
+
+    def approve(
+        self, user: object, text: str, version: int | None = None, cc: list[str] | None = None
+    ) -> bool:
+        """Approve ``text`` as the reply (with the copies ``cc``, when given) and queue it for
+        sending (once)."""
+        event = {"user": user, "action": ReviewEvent.APPROVE, "text_before": self.reply_text}
+        changed, note = self._copies_changed(cc)
+        return self._transition(
+            [self.READY],
+            event | {"text_after": text} | note,
             then=_queue_reply,
             expected_version=version,
+            **changed,
             status=self.APPROVED,
             claimed_by=None,
             claimed_until=None,

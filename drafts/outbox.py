@@ -71,6 +71,7 @@ class Outbox(models.Model):
     message_id = models.CharField(max_length=500, unique=True)
     sender = models.CharField(max_length=320, help_text="Envelope sender: the mailbox address.")
     recipient = models.CharField(max_length=320)
+    cc = models.TextField(blank=True, help_text="Copies (Cc), one address per line.")
     raw = models.BinaryField(help_text="The message exactly as it is sent, built at approval.")
     state = models.CharField(max_length=10, choices=STATES, default=QUEUED, db_index=True)
     attempts = models.PositiveIntegerField(default=0)

@@ -76,7 +76,7 @@ def redact(message_ids: list[int]) -> Report:
         attachments += ReplyAttachment.objects.filter(draft_id__in=draft_ids).delete()[0]
         Message.objects.filter(pk__in=message_ids).update(
             **dict.fromkeys(("message_id", "in_reply_to", "references", "subject"), ""),
-            **dict.fromkeys(("from_name", "from_address", "reply_to", "to"), ""),
+            **dict.fromkeys(("from_name", "from_address", "reply_to", "to", "cc"), ""),
             **dict.fromkeys(("text", "model_text", "html", "search_text"), ""),
             raw=b"",
             headers=[],
@@ -87,6 +87,7 @@ def redact(message_ids: list[int]) -> Report:
         Draft.objects.filter(pk__in=draft_ids).update(
             generated_text="",
             reply_text="",
+            cc="",
             fields={},
             generation={},
             error="",
@@ -98,7 +99,7 @@ def redact(message_ids: list[int]) -> Report:
             text_before="", text_after="", note=""
         )
         Outbox.objects.filter(draft_id__in=draft_ids).update(
-            raw=b"", recipient="", sender="", server_reply="", last_error=""
+            raw=b"", recipient="", cc="", sender="", server_reply="", last_error=""
         )
         # A conversation goes blank once nothing in it is left unredacted.
         unredacted = Message.objects.filter(thread=OuterRef("pk"), redacted_at__isnull=True)

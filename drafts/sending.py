@@ -28,7 +28,7 @@ from django.template.defaultfilters import linebreaksbr
 from django.utils import timezone
 from django.utils.html import escape
 
-from drafts import mailparse
+from drafts import copies, mailparse
 from drafts.models import Draft, Message
 from drafts.outbox import Outbox
 
@@ -83,6 +83,7 @@ def build_reply(draft: Draft, message_id: str) -> EmailMultiAlternatives:
         body=draft.reply_text,
         from_email=_safe(mailparse.format_address(mailbox.display_name, mailbox.address)),
         to=[_safe(original.reply_address)],
+        cc=[_safe(address) for address in copies.of(draft.cc)],
         headers=headers,
     )
     if mailbox.html_replies:
@@ -114,6 +115,7 @@ def queue_reply(draft: Draft) -> Outbox:
         message_id=message_id,
         sender=draft.message.mailbox.address,
         recipient=email.to[0],
+        cc=copies.lines(email.cc),
         raw=email.message().as_bytes(linesep="\r\n"),
         next_attempt_at=timezone.now() + timedelta(seconds=settings.REPLYHUB_UNDO_SECONDS),
     )
@@ -152,8 +154,14 @@ def _connect() -> smtplib.SMTP:
     return connection
 
 
-def deliver(sender: str, recipient: str, raw: bytes) -> str:
-    """Hand ``raw`` to the SMTP server; the server's answer, or one of the three failures."""
+def deliver(sender: str, recipient: str, raw: bytes, cc: tuple[str, ...] = ()) -> str:
+    """Hand ``raw`` to the SMTP server for ``recipient`` and the copies ``cc``; the server's
+    answer, or one of the three failures.
+
+    The recipient's answer decides; a copy the server refuses (for now or for good) is left
+    out, and the answer says so: the customer's reply never waits for a colleague's typo.
+    """
+    left_out = []
     try:
         connection = _connect()
         for command, argument, step in (
@@ -163,6 +171,10 @@ def deliver(sender: str, recipient: str, raw: bytes) -> str:
             code, reply = command(argument)
             if code not in (250, 251):
                 raise _refused(code, reply, step)
+        for copy in cc:
+            code, reply = connection.rcpt(copy)
+            if code not in (250, 251):
+                left_out.append(f"{copy}: {code} {reply.decode(errors='replace')}")
         code, reply = connection.docmd("DATA")
         if code != 354:
             raise _refused(code, reply, "DATA")
@@ -184,7 +196,8 @@ def deliver(sender: str, recipient: str, raw: bytes) -> str:
         pass  # the server has answered; how the connection ends does not matter
     if code != 250:
         raise _refused(code, reply, "end of DATA")
-    return f"{code} {reply.decode(errors='replace')}"
+    answer = f"{code} {reply.decode(errors='replace')}"
+    return f"{answer} (copies not accepted: {'; '.join(left_out)})" if left_out else answer
 
 
 # -- tasks --------------------------------------------------------------------------------
@@ -203,7 +216,8 @@ def send_outbox(outbox_id: int) -> str:
         "task": "send_outbox",
     }
     try:
-        reply = deliver(outbox.sender, outbox.recipient, bytes(outbox.raw))
+        cc = tuple(copies.of(outbox.cc))
+        reply = deliver(outbox.sender, outbox.recipient, bytes(outbox.raw), cc)
     except TemporaryFailure as exc:
         log.warning("Outbox %s: will retry: %s", outbox_id, exc, extra=ids)
         outbox.mark_temporary_failure(str(exc))
@@ -239,6 +253,7 @@ def _keep_sent_copy(outbox: Outbox) -> None:
             "from_name": outbox.mailbox.display_name,
             "from_address": outbox.mailbox.address,
             "to": outbox.recipient,
+            "cc": ", ".join(copies.of(outbox.cc)),
             "date": outbox.sent_at,
             "text": draft.reply_text,
         },

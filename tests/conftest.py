@@ -41,15 +41,17 @@ def free_port() -> int:
 class SMTPRecorder:
     """aiosmtpd handler that keeps what it receives, and fails on demand the ways real
     servers do: a refusal at RCPT or at the end of DATA (``refuse_rcpt``, ``refuse_with``:
-    "451 …", "550 …"), the connection dropped before the message data (``drop_at_rcpt``)
-    or after the server has it (``drop_after_data``), or the answer withheld until
-    ``release`` is set (``hold_after_data``) while ``got_data`` says the data arrived."""
+    "451 …", "550 …"; ``refuse_for``: at RCPT, for the addresses it maps), the connection
+    dropped before the message data (``drop_at_rcpt``) or after the server has it
+    (``drop_after_data``), or the answer withheld until ``release`` is set
+    (``hold_after_data``) while ``got_data`` says the data arrived."""
 
     def __init__(self) -> None:
         self.received: list[tuple[list[str], object]] = []
         self.raw: list[bytes] = []
         self.refuse_with: str | None = None
         self.refuse_rcpt: str | None = None
+        self.refuse_for: dict[str, str] = {}
         self.drop_at_rcpt = False
         self.drop_after_data = False
         self.hold_after_data = False
@@ -62,6 +64,8 @@ class SMTPRecorder:
             return "421 closing"
         if self.refuse_rcpt:
             return self.refuse_rcpt
+        if address.lower() in self.refuse_for:
+            return self.refuse_for[address.lower()]
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

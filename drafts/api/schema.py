@@ -72,6 +72,11 @@ DRAFT_PROPERTIES: dict[str, Any] = {
     },
     "flags": {"type": "array", "items": STRING, "description": "Check codes, e.g. too_long."},
     "reply_text": {**STRING, "description": "The reply as it stands now."},
+    "cc": {
+        "type": "array",
+        "items": STRING,
+        "description": "Copies of the reply (Cc): at first the email's other recipients.",
+    },
     "generated_text": {**STRING, "description": "The reply as the model wrote it."},
     "version": {**INTEGER, "description": "Bumped on every change; send it when deciding."},
     "error": {**STRING, "description": "Why generation failed, if it did."},
@@ -149,6 +154,7 @@ MESSAGE_PROPERTIES: dict[str, Any] = {
     "from_address": STRING,
     "reply_to": STRING,
     "to": STRING,
+    "cc": STRING,
     "date": _nullable(DATETIME),
     "received_at": DATETIME,
     "redacted_at": {
@@ -336,6 +342,12 @@ APPROVE_BODY = {
             "maxLength": 100_000,
             "pattern": r"\S",
             "description": "The reply to send; by default the draft's reply_text.",
+        },
+        "cc": {
+            "type": "array",
+            "items": {"type": "string", "maxLength": 320},
+            "maxItems": 20,
+            "description": "The copies (Cc) to send it to; by default the draft's cc. [] for none.",
         },
         "allow_placeholders": {
             "type": "boolean",

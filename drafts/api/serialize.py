@@ -11,6 +11,7 @@ from typing import Any
 from django.db.models import Prefetch, QuerySet
 from django.urls import reverse
 
+from drafts import copies
 from drafts.models import Attachment, Draft, Message, ReplyAttachment, ReviewEvent
 
 
@@ -69,6 +70,7 @@ def draft_json(base: str, draft: Draft, history: bool = False) -> dict[str, Any]
         "fields": draft.fields or {},
         "flags": list(draft.flags or []),
         "reply_text": draft.reply_text,
+        "cc": copies.of(draft.cc),
         "generated_text": draft.generated_text,
         "rewrite_instruction": (draft.generation or {}).get("instruction"),
         "version": draft.version,
@@ -165,6 +167,7 @@ def message_json(base: str, message: Message, text: bool = False) -> dict[str, A
         "from_address": message.from_address,
         "reply_to": message.reply_to,
         "to": message.to,
+        "cc": message.cc,
         "date": message.date,
         "received_at": message.received_at,
         "redacted_at": message.redacted_at,

@@ -23,7 +23,7 @@ from django.http import HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from drafts import preview
+from drafts import copies, preview
 from drafts.access import drafts_for, messages_for
 from drafts.api import submit
 from drafts.api.http import (
@@ -289,8 +289,16 @@ def draft_approve(request: HttpRequest, draft_id: int) -> dict[str, Any]:
             "text",
             details={"placeholders": found, "status": draft.status, "version": draft.version},
         )
+    cc = data.get("cc")
+    if cc is not None:
+        if not isinstance(cc, list) or not all(isinstance(a, str) for a in cc):
+            raise bad_request("cc", "“cc” must be a list of email addresses.")
+        try:
+            cc = copies.parse("\n".join(cc), draft.message.reply_address)
+        except copies.CopiesRefused as exc:
+            raise bad_request("cc", str(exc)) from None
     try:
-        approved = draft.approve(request.user, text, version)
+        approved = draft.approve(request.user, text, version, cc)
     except HeaderInjectionError as exc:
         raise ApiError(
             409,
