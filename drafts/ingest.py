@@ -11,7 +11,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -52,28 +52,19 @@ class ImportReport:
         )
 
 
-def find_thread(mailbox: Mailbox, parsed: mailparse.ParsedMail) -> Thread:
+def find_thread(mailbox: Mailbox, parsed: mailparse.ParsedMail, lookups: Lookups) -> Thread:
     """The thread this message belongs to, or a new one.
 
     A referenced message only counts if it is from or to the same customer, so a forged
-    References header cannot attach mail to another customer's conversation.
+    References header cannot attach mail to another customer's conversation; of those,
+    the latest stored wins. The referenced messages were read for the whole batch
+    (Lookups.parents).
     """
     customer = parsed.reply_to or parsed.from_address
     mine = {parsed.from_address, parsed.reply_to} - {""}
     ids = [parsed.in_reply_to, *reversed(parsed.references)]
-    ids = [i for i in ids if i]
-    if ids and mine:
-        same_customer = (
-            Q(from_address__in=mine) | Q(reply_to__in=mine) | Q(thread__customer_address__in=mine)
-        )
-        parent = (
-            Message.objects.filter(mailbox=mailbox, message_id__in=ids, thread__isnull=False)
-            .filter(same_customer)
-            .select_related("thread")
-            .order_by("-id")[:1]
-        )
-        if parent:
-            return parent[0].thread
+    if mine and (found := lookups.parent(ids, mine)):
+        return found
     subject = mailparse.normalize_subject(parsed.subject)
     if subject != parsed.subject.strip():
         # The same customer: the thread's address, or the From/Reply-To of a message in it
@@ -89,7 +80,7 @@ def find_thread(mailbox: Mailbox, parsed: mailparse.ParsedMail) -> Thread:
             .order_by("-last_message_at")[:1]
         )
         if thread:
-            return thread[0]
+            return lookups.thread(thread[0])
     return Thread.objects.create(
         mailbox=mailbox,
         subject=subject[:500],
@@ -109,6 +100,30 @@ class Lookups:
     by_message_id: dict[str, list[int]]  # Message-ID -> ids of messages that use it
     recent_drafts: Counter[str]  # sender -> messages drafted within the last hour
     blocked: Callable[[str], bool] = lambda address: False  # a blocked sender's address?
+    # Message-ID -> (id, the addresses it is from or to, thread) of stored messages in a
+    # thread that the batch's messages refer to; one Thread object per thread, so that a
+    # thread's last_message_at, changed by one message, is what the next one sees.
+    parents: dict[str, list[tuple[int, set[str], Thread]]] = field(default_factory=dict)
+    threads: dict[int, Thread] = field(default_factory=dict)
+
+    def thread(self, thread: Thread) -> Thread:
+        """The batch's one object for ``thread``."""
+        return self.threads.setdefault(thread.pk, thread)
+
+    def parent(self, ids: list[str], mine: set[str]) -> Thread | None:
+        """The thread of the latest message among ``ids`` from or to one of ``mine``."""
+        found = [
+            (pk, thread)
+            for message_id in ids
+            for pk, addresses, thread in self.parents.get(message_id, ())
+            if addresses & mine
+        ]
+        return max(found, key=lambda pair: pair[0])[1] if found else None
+
+    def _add_parent(self, message: Message, thread: Thread) -> None:
+        addresses = {message.from_address, message.reply_to, thread.customer_address} - {""}
+        entry = (message.pk, addresses, self.thread(thread))
+        self.parents.setdefault(message.message_id, []).append(entry)
 
     @classmethod
     def for_digests(cls, mailbox: Mailbox, digests: set[str]) -> Lookups:
@@ -132,6 +147,13 @@ class Lookups:
         )
         self.recent_drafts.update(recent.values_list("from_address", flat=True))
         self.blocked = BlockedSender.matcher(mailbox)
+        referred = {i[:500] for p in parsed for i in (p.in_reply_to, *p.references) if i}
+        for message in (
+            Message.objects.filter(mailbox=mailbox, message_id__in=referred, thread__isnull=False)
+            .select_related("thread")
+            .only("message_id", "from_address", "reply_to", "thread")
+        ):
+            self._add_parent(message, message.thread)
 
     def no_draft_reason(self, parsed: mailparse.ParsedMail) -> str:
         """Why this message gets no draft ("" when it gets one)."""
@@ -149,6 +171,8 @@ class Lookups:
     def remember(self, message: Message) -> None:
         self.known[message.sha256] = message
         self.by_message_id.setdefault(message.message_id, []).append(message.pk)
+        if message.thread_id:
+            self._add_parent(message, message.thread)
         if not message.auto_kind:
             self.recent_drafts[message.from_address] += 1
 
@@ -204,7 +228,7 @@ def _store(
         defects.append(f"duplicate Message-ID: also used by message(s) {same_id}")
     try:
         with transaction.atomic():
-            thread = find_thread(mailbox, parsed)
+            thread = find_thread(mailbox, parsed, lookups)
             no_draft = lookups.no_draft_reason(parsed)
             message = Message.objects.create(
                 mailbox=mailbox,

@@ -25,7 +25,12 @@ class Thread(models.Model):
     class Meta:
         # Lookups always name the mailbox; indexes that start with it keep SQLite's
         # planner from scanning the whole mailbox through the mailbox_id index.
-        indexes = [models.Index(fields=["mailbox", "customer_address", "subject"])]
+        indexes = [
+            models.Index(fields=["mailbox", "customer_address", "subject"]),
+            # A reply without usable references finds its thread by subject (ingest's
+            # find_thread): without this, a read of every thread of the mailbox.
+            models.Index(fields=["mailbox", "subject"], name="thread_mailbox_subject"),
+        ]
 
     def __str__(self) -> str:
         return self.subject

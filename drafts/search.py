@@ -28,19 +28,29 @@ MAX_QUERY_TERMS = 16
 SIMILAR_TERMS = 32  # words of an email that look for similar ones
 
 
+# The same tokens, CJK runs and Latin words in groups of their own: one pass tells them
+# apart (a test per token cost a quarter of an import's time).
+_GROUPED = re.compile(rf"([{_CJK}]+)|([^\W_{_CJK}]+)")
+_CJK_START = re.compile(rf"[{_CJK}]")
+_ASCII_WORD = re.compile(r"[^\W_]+", re.ASCII)
+
+
 def _is_cjk(token: str) -> bool:
-    return bool(re.match(rf"[{_CJK}]", token))
+    return _CJK_START.match(token) is not None
 
 
 def document(*parts: str) -> str:
     """The words of ``parts`` as the index stores them, separated by spaces."""
+    text = " ".join(parts)[:MAX_DOCUMENT_CHARS]
+    if text.isascii():  # no CJK, and lowercasing is casefolding: one pass over the text
+        return " ".join(_ASCII_WORD.findall(text.lower()))
     words: list[str] = []
-    for token in _TOKEN.findall(" ".join(parts)[:MAX_DOCUMENT_CHARS]):
-        if _is_cjk(token):
-            words.extend(token[i : i + 2] for i in range(len(token) - 1))
-            words.append(token[-1])
+    for cjk, latin in _GROUPED.findall(text):
+        if cjk:
+            words.extend([cjk[i : i + 2] for i in range(len(cjk) - 1)])
+            words.append(cjk[-1])
         else:
-            words.append(token.casefold())
+            words.append(latin.casefold())
     return " ".join(words)
 
 

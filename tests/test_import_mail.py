@@ -87,6 +87,29 @@ def test_a_forged_reference_cannot_join_another_customers_thread(mailbox):
     assert forged.thread_id != first.thread_id
 
 
+def test_in_one_mbox_a_reply_joins_the_thread_stored_just_before_it(mailbox, tmp_path):
+    """A batch reads the messages its mail refers to at once; the ones it stores itself
+    count as soon as they are stored, and a forged reference still joins nothing."""
+    mbox = tmp_path / "inbox.mbox"
+    names = ["inquiry_en.eml", "forged_reference.eml", "reply_in_thread.eml"]
+    mbox.write_bytes(
+        b"".join(b"From someone Tue Nov 17 12:00:00 2026\n" + mail_bytes(n) + b"\n" for n in names)
+    )
+    call_command("import_mail", str(mbox))
+    first, forged, reply = (
+        Message.objects.get(message_id=f"<fixture-{n}>")
+        for n in (
+            "inquiry-1@northwind.example",
+            "forged-1@evil.example",
+            "inquiry-2@northwind.example",
+        )
+    )
+    assert reply.thread_id == first.thread_id != forged.thread_id
+    assert Thread.objects.count() == 2
+    # The thread's latest message is the reply's, as stored after the first.
+    assert first.thread.last_message_at == reply.date
+
+
 def test_html_is_sanitized_and_text_derived_from_it(mailbox):
     message, _ = ingest_message(mailbox, mail_bytes("newsletter.eml"))
     assert "<script" not in message.html
