@@ -92,7 +92,7 @@ class Dovecot:
         ssl_config = "ssl = no"
         if tls:
             self.ca_file = str(root / "cert.pem")
-            _self_signed_certificate(root / "cert.pem", root / "key.pem")
+            self_signed_certificate(root / "cert.pem", root / "key.pem")
             ssl_config = f"ssl = yes\nssl_cert = <{root}/cert.pem\nssl_key = <{root}/key.pem"
         (root / "dovecot.conf").write_text(
             CONFIG.format(
@@ -209,7 +209,7 @@ def _system_user(name: str) -> str:
         return pwd.getpwuid(os.getuid()).pw_name
 
 
-def _self_signed_certificate(cert: Path, key: Path) -> None:
+def self_signed_certificate(cert: Path, key: Path) -> None:
     """A certificate for 127.0.0.1 and localhost; the client trusts it as its CA file."""
     subprocess.run(
         [

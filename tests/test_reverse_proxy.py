@@ -13,7 +13,6 @@ import http.client
 import os
 import re
 import secrets
-import shutil
 import signal
 import ssl
 import subprocess
@@ -31,6 +30,7 @@ from drafts.client_address import client_address
 from drafts.signed_in import SignedInSession
 from replyhub.settings import envnetworks
 from tests.conftest import free_port
+from tests.dovecot import self_signed_certificate
 from tests.test_deploy import DEPLOY, ROOT, _settings_variable, wait_for, with_env
 
 NGINX = "/usr/sbin/nginx"
@@ -183,28 +183,8 @@ class Visitor:
 def behind_nginx(tmp_path: Path) -> Iterator[tuple[int, int]]:
     """gunicorn on the loopback behind deploy/nginx.conf; yields nginx's HTTPS and HTTP ports."""
     assert Path(NGINX).exists(), "nginx is missing: `make system-deps` installs it"
-    assert shutil.which("openssl"), "openssl (for the test's certificate) is missing"
-    key, certificate = str(tmp_path / "key.pem"), str(tmp_path / "cert.pem")
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=replyhub.example.com",
-            "-keyout",
-            key,
-            "-out",
-            certificate,
-        ],
-        check=True,
-        capture_output=True,
-    )
+    key, certificate = tmp_path / "key.pem", tmp_path / "cert.pem"
+    self_signed_certificate(certificate, key)
     web, https, plain = free_port(), free_port(), free_port()
     env_file = tmp_path / "env"
     settings = [
@@ -234,8 +214,8 @@ def behind_nginx(tmp_path: Path) -> Iterator[tuple[int, int]]:
     site = site.replace("listen 443 ssl;", f"listen 127.0.0.1:{https} ssl;")
     site = site.replace("listen 80;", f"listen 127.0.0.1:{plain};")
     site = re.sub(r"\n\s*listen \[::\]:\d+( ssl)?;", "", site)  # the loopback's IPv6 may be off
-    site = site.replace("/etc/ssl/certs/replyhub.example.com.pem", certificate)
-    site = site.replace("/etc/ssl/private/replyhub.example.com.key", key)
+    site = site.replace("/etc/ssl/certs/replyhub.example.com.pem", str(certificate))
+    site = site.replace("/etc/ssl/private/replyhub.example.com.key", str(key))
     assert site.count("127.0.0.1:8000") == 2
     site = site.replace("127.0.0.1:8000", f"127.0.0.1:{web}")
     (tmp_path / "site.conf").write_text(site)

@@ -370,10 +370,10 @@ def test_it_sends_over_tls_with_authentication(mailbox, alice, settings, tmp_pat
     from aiosmtpd.smtp import AuthResult, LoginPassword
 
     from tests.conftest import SMTPRecorder
-    from tests.dovecot import _self_signed_certificate
+    from tests.dovecot import self_signed_certificate
 
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    _self_signed_certificate(cert, key)
+    self_signed_certificate(cert, key)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
 
