@@ -18,6 +18,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model, user_logged_in
+from django.core.cache import cache
 from django.db import models
 from django.dispatch import receiver
 from django.http import HttpRequest
@@ -31,6 +32,8 @@ from drafts.signed_in import describe_browser
 # Failures this recent, from the browser and address that then signs in, are not reported
 # to the person: they made them.
 OWN_TYPOS_MINUTES = 15
+# Seconds between two records of tries refused by the lock, per account and address.
+LOCKED_NOTED_EVERY = 60
 
 
 class AccountEvent(models.Model):
@@ -101,14 +104,22 @@ class AccountEvent(models.Model):
 
 def note(
     request: HttpRequest, kind: str, user: object | None = None, by: object | None = None
-) -> AccountEvent:
+) -> AccountEvent | None:
     """Record ``kind`` for ``user`` (None: a name that is no account), from the request's
-    client; ``by``: the admin who did it."""
+    client; ``by``: the admin who did it.
+
+    Tries refused by the lock are kept once a minute per account and address (None for the
+    others): a script hammering a locked login must not fill the table."""
+    address = client_address(request)
+    if kind == AccountEvent.LOCKED_OUT:
+        key = f"account-activity:locked:{getattr(user, 'pk', None)}:{address}"
+        if not cache.add(key, True, LOCKED_NOTED_EVERY):
+            return None
     return AccountEvent.objects.create(
         user=user,
         kind=kind,
         by=by,
-        ip_address=client_address(request),
+        ip_address=address,
         user_agent=request.META.get("HTTP_USER_AGENT", "")[:300],
     )
 

@@ -68,7 +68,12 @@ def test_attempts_while_locked_are_kept_as_refused(alice, settings):
     for _ in range(2):
         log_in(intruder, "alice", "guess")
     assert log_in(intruder, "alice", "alice-password-1").status_code == 429
+    # A script that keeps trying fills no table: one record a minute per address.
+    for _ in range(5):
+        assert log_in(intruder, "alice", "guess").status_code == 429
     assert kinds(alice) == ["wrong_password", "wrong_password", "locked_out"]
+    assert log_in(from_("198.51.100.9"), "alice", "guess").status_code == 429  # the account
+    assert kinds(alice)[-1] == "locked_out" and len(kinds(alice)) == 4
 
 
 def test_signing_in_tells_of_the_failed_attempts_since_the_last_sign_in(alice):
