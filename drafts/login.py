@@ -9,6 +9,7 @@ does not buy unlimited guesses at the six digits.
 
 from __future__ import annotations
 
+import logging
 import time
 from urllib.parse import urlencode
 
@@ -32,6 +33,8 @@ from drafts import account_activity
 from drafts.account_activity import AccountEvent
 from drafts.client_address import client_address
 from drafts.two_factor import TwoFactor, enabled_for, looks_like_totp, must_set_up, normalized
+
+logger = logging.getLogger(__name__)
 
 # Session key of a login waiting for its code: user id, backend, deadline, where to go.
 PENDING = "two-factor-pending"
@@ -171,6 +174,14 @@ def login_code(request: HttpRequest) -> HttpResponse:
         if locked_out(request, username):
             error, status = locked_out_message(), 429
             account_activity.note(request, AccountEvent.LOCKED_OUT, user)
+        elif looks_like_totp(normalized(code)) and not two_factor.readable:
+            # Not the person's mistake: no failure counted.
+            logger.error("%s: the authenticator secret cannot be read with SECRET_KEY", username)
+            error = _(
+                "Codes from your app cannot be checked on this server any more (its secret "
+                "key was changed). Use one of your recovery codes, or ask an admin to reset "
+                "your two-step verification."
+            )
         elif two_factor.accepts(code):
             del request.session[PENDING]
             login(request, user, backend=pending["backend"])

@@ -2,9 +2,11 @@
 
 The codes are RFC 6238 time-based one-time passwords (HMAC-SHA1, 6 digits, a new one every
 30 s), which Google Authenticator, Microsoft Authenticator, 阿里云/腾讯身份宝 and the like
-all compute from a secret they read from a QR code. The secret is kept in the database as
-it must be (the server computes the same codes); recovery codes, for a lost phone, are kept
-only as SHA-256 hashes, since they are random enough that a hash cannot be guessed back.
+all compute from a secret they read from a QR code. The server computes the same codes, so
+it must read the secret back: it is kept sealed with a key derived from SECRET_KEY
+(drafts/sealing.py), so that the database alone does not give it away. Recovery codes, for
+a lost phone, are kept only as SHA-256 hashes, since they are random enough that a hash
+cannot be guessed back.
 
 A code is accepted for the 30-second step it belongs to and the steps just before and
 after (phones' clocks drift), and only once: the last step used is stored, and moved
@@ -25,6 +27,8 @@ from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
+from drafts import sealing
+
 # RFC 6238's defaults, the only ones every authenticator app supports.
 DIGITS = 6
 STEP_SECONDS = 30
@@ -41,6 +45,11 @@ POLICIES = ("none", "admins", "staff", "all")
 def new_secret() -> str:
     """A random 160-bit secret, base32 as the apps expect it (32 characters, no padding)."""
     return base64.b32encode(secrets.token_bytes(20)).decode()
+
+
+def new_sealed_secret() -> str:
+    """A new secret, sealed for storing (drafts/sealing.py)."""
+    return sealing.seal(new_secret())
 
 
 def totp(secret: str, step: int, digits: int = DIGITS) -> str:
@@ -173,7 +182,7 @@ class TwoFactor(models.Model):
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="two_factor"
     )
-    secret = models.CharField(max_length=64, default=new_secret, editable=False)
+    sealed_secret = models.TextField(default=new_sealed_secret, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     confirmed_at = models.DateTimeField(null=True, blank=True, editable=False)
     # The 30-second step of the last code accepted; codes of that step or earlier are not.
@@ -193,9 +202,33 @@ class TwoFactor(models.Model):
 
     @classmethod
     def setup_for(cls, user: object) -> TwoFactor:
-        """The user's setup in progress (or their active one), with a fresh secret if new."""
+        """The user's setup in progress (or their active one), with a fresh secret if new,
+        or if the one shown before can no longer be read (SECRET_KEY changed)."""
         two_factor, _ = cls.objects.get_or_create(user=user)
+        if not two_factor.enabled and not two_factor.readable:
+            two_factor.sealed_secret = new_sealed_secret()
+            two_factor.save(update_fields=["sealed_secret"])
         return two_factor
+
+    @property
+    def secret(self) -> str:
+        """The authenticator app's secret; sealing.Unreadable when SECRET_KEY changed with
+        no fallback for the key it was sealed with."""
+        secret = sealing.unseal(self.sealed_secret)
+        if not sealing.sealed_with_current_key(self.sealed_secret):
+            # Opened with a SECRET_KEY_FALLBACKS key: sealed anew with the current one.
+            self.sealed_secret = sealing.seal(secret)
+            TwoFactor.objects.filter(pk=self.pk).update(sealed_secret=self.sealed_secret)
+        return secret
+
+    @property
+    def readable(self) -> bool:
+        """Whether this server can read the secret (see ``secret``)."""
+        try:
+            sealing.unseal(self.sealed_secret)
+        except sealing.Unreadable:
+            return False
+        return True
 
     def provisioning_uri(self) -> str:
         return provisioning_uri(self.secret, self.user.get_username())
@@ -210,11 +243,14 @@ class TwoFactor(models.Model):
         code = normalized(code)
         if not looks_like_totp(code):
             return False
+        if not self.readable:
+            return False
+        secret = self.secret
         step = current_step(now)
         for candidate in range(step - DRIFT_STEPS, step + DRIFT_STEPS + 1):
             if candidate <= self.last_used_step:
                 continue
-            if hmac.compare_digest(totp(self.secret, candidate), code):
+            if hmac.compare_digest(totp(secret, candidate), code):
                 claimed = TwoFactor.objects.filter(pk=self.pk, last_used_step__lt=candidate).update(
                     last_used_step=candidate
                 )

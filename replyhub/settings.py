@@ -68,6 +68,9 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+# Former keys, still accepted (sessions, sealed authenticator secrets) after SECRET_KEY is
+# changed; comma-separated. Drop them once everyone has signed in again.
+SECRET_KEY_FALLBACKS = envlist("SECRET_KEY_FALLBACKS", "")
 DEBUG = envbool("DEBUG", "0")
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")

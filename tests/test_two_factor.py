@@ -19,12 +19,13 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.core.management import call_command
+from django.db import connection
 from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils import timezone, translation
 
 from drafts import login as login_module
-from drafts import two_factor
+from drafts import sealing, two_factor
 from drafts.api.tokens import ApiToken
 from drafts.models import Draft, StaffProfile
 from drafts.two_factor import RecoveryCode, TwoFactor, totp
@@ -542,3 +543,69 @@ def test_the_new_pages_are_in_chinese(client, alice, clock, chinese):
     assert "验证码" in code_page and "恢复码" in code_page
     wrong = enter_code(client, "12345678").text
     assert "验证码不正确" in wrong
+
+
+# --- Sealed at rest ------------------------------------------------------------------------
+
+SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+
+
+def test_the_secret_is_kept_sealed_in_the_database(alice):
+    setup, _ = turned_on(alice)
+    secret = setup.secret
+    stored = TwoFactor.objects.filter(pk=setup.pk).values()[0]
+    assert secret not in str(stored)
+    assert sealing.unseal(stored["sealed_secret"]) == secret
+
+
+def test_after_a_key_rotation_with_a_fallback_codes_work_and_are_sealed_anew(
+    client, alice, clock, settings
+):
+    setup, _ = turned_on(alice)
+    old_key, sealed_before = settings.SECRET_KEY, setup.sealed_secret
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "a new key " * 6, [old_key]
+    log_in(client, alice)
+    assert enter_code(client, code(setup.secret))["Location"] == reverse("queue")
+    setup.refresh_from_db()
+    assert setup.sealed_secret != sealed_before
+    settings.SECRET_KEY_FALLBACKS = []  # the old key can go now
+    assert setup.secret and TwoFactor.objects.get(pk=setup.pk).readable
+
+
+def test_without_the_old_key_the_page_says_so_and_recovery_codes_still_work(
+    client, alice, clock, settings
+):
+    setup, codes = turned_on(alice)
+    secret = setup.secret
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "a new key " * 6, []
+    log_in(client, alice)
+    refused = enter_code(client, code(secret))
+    assert "Codes from your app cannot be checked on this server any more" in refused.text
+    assert logged_in_as(client) is None
+    assert enter_code(client, codes[0])["Location"] == reverse("queue")
+
+
+def test_a_setup_shown_before_the_key_changed_starts_over_with_a_new_secret(alice, settings):
+    shown = TwoFactor.setup_for(alice).secret
+    settings.SECRET_KEY = "a new key " * 6
+    again = TwoFactor.setup_for(alice)
+    assert again.readable and again.secret != shown
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_upgrade_seals_the_secrets_already_stored(alice, clock):
+    call_command("migrate", "drafts", "0042", verbosity=0)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO drafts_twofactor (user_id, secret, created_at, confirmed_at, "
+                "last_used_step) VALUES (%s, %s, %s, %s, 0)",
+                [alice.pk, SECRET, timezone.now(), timezone.now()],
+            )
+    finally:
+        call_command("migrate", "drafts", verbosity=0)
+    setup = TwoFactor.objects.get(user=alice)
+    assert SECRET not in setup.sealed_secret and setup.secret == SECRET
+    client = Client()
+    log_in(client, alice)
+    assert enter_code(client, code(SECRET))["Location"] == reverse("queue")

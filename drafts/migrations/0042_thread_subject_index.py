@@ -4,14 +4,13 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('drafts', '0041_reply_copies'),
+        ("drafts", "0041_reply_copies"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='thread',
-            index=models.Index(fields=['mailbox', 'subject'], name='thread_mailbox_subject'),
+            model_name="thread",
+            index=models.Index(fields=["mailbox", "subject"], name="thread_mailbox_subject"),
         ),
     ]
