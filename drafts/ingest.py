@@ -21,7 +21,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from drafts import copies, mailparse
-from drafts.models import Attachment, BlockedSender, Draft, Mailbox, Message, Thread
+from drafts.models import Attachment, BlockedSender, Draft, Mailbox, Message, Outbox, Thread
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,9 @@ class Lookups:
     # thread's last_message_at, changed by one message, is what the next one sees.
     parents: dict[str, list[tuple[int, set[str], Thread]]] = field(default_factory=dict)
     threads: dict[int, Thread] = field(default_factory=dict)
+    # Message-IDs of the batch that are our own replies, come back (a copy to an alias of
+    # the mailbox, a customer's server returning it): answering them would talk to itself.
+    own_replies: set[str] = field(default_factory=set)
 
     def thread(self, thread: Thread) -> Thread:
         """The batch's one object for ``thread``."""
@@ -133,6 +136,9 @@ class Lookups:
     def load_for(self, mailbox: Mailbox, parsed: list[mailparse.ParsedMail]) -> None:
         """Fetch the Message-IDs and recent senders these parsed messages need."""
         ids = {p.message_id[:500] for p in parsed}
+        self.own_replies = set(
+            Outbox.objects.filter(message_id__in=ids).values_list("message_id", flat=True)
+        )
         for pk, message_id in Message.objects.filter(
             mailbox=mailbox, message_id__in=ids
         ).values_list("pk", "message_id"):
@@ -159,6 +165,8 @@ class Lookups:
         """Why this message gets no draft ("" when it gets one)."""
         if parsed.auto_kind:
             return parsed.auto_kind
+        if parsed.message_id[:500] in self.own_replies:
+            return "own-reply"
         if parsed.oversize:
             return "oversize"
         if parsed.from_address and self.blocked(parsed.from_address):

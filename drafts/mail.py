@@ -72,7 +72,8 @@ class Message(models.Model):
     auto_kind = models.CharField(
         max_length=40,
         blank=True,
-        help_text="Why no draft: auto-reply, bulk, list, bounce, oversize, rate-limited, blocked.",
+        help_text="Why no draft: auto-reply, bulk, list, bounce, oversize, rate-limited, blocked, "
+        "own-reply.",
     )
     defects = models.JSONField(default=list)
     received_at = models.DateTimeField(auto_now_add=True)

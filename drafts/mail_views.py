@@ -34,6 +34,7 @@ NO_DRAFT_REASONS = {
     "oversize": pgettext_lazy("why no draft", "oversize"),
     "rate-limited": pgettext_lazy("why no draft", "rate-limited"),
     "blocked": pgettext_lazy("why no draft", "blocked sender"),
+    "own-reply": pgettext_lazy("why no draft", "our own reply"),
 }
 # As much of an uploaded file as the importer reads to decide whether it is mail.
 MAIL_HEAD_BYTES = 4096

@@ -8,6 +8,7 @@ import pytest
 from django.urls import reverse
 
 from drafts import erasure
+from drafts.ingest import ingest_message
 from drafts.models import Draft, Mailbox, Message, Outbox, ReviewEvent
 from drafts.retention import redact
 from drafts.sending import send_outbox
@@ -172,3 +173,20 @@ def test_retention_removes_the_copies_with_the_content(mailbox, alice, sales):
     draft.refresh_from_db()
     assert draft.cc == "" and draft.message.cc == ""
     assert Outbox.objects.get(draft=draft).cc == ""
+
+
+def test_our_reply_come_back_through_a_copy_gets_no_draft(mailbox, alice, smtp_server):
+    """A copy to an alias of the team's own mailbox (help@ delivered to support@) brings
+    the reply back into the inbox: answering it would be the team writing to itself."""
+    draft = copied(mailbox)
+    assert draft.approve(alice, draft.reply_text, cc=["help@acme.example"])
+    outbox = Outbox.objects.get(draft=draft)
+    assert send_outbox(outbox.pk) == "sent"
+    [(_recipients, _sent)] = smtp_server.received
+    # The mail server adds its trace header: not the same bytes as the copy kept as sent.
+    returned = b"Received: from mx.acme.example; Fri, 27 Nov 2026 10:00:00 +0800\r\n" + bytes(
+        smtp_server.raw[0]
+    )
+    message, created = ingest_message(mailbox, returned)
+    assert created and message.auto_kind == "own-reply"
+    assert not Draft.objects.filter(message=message).exists()

@@ -167,7 +167,7 @@ MESSAGE_PROPERTIES: dict[str, Any] = {
         {
             **STRING,
             "description": "Why the message got no draft: auto-reply, bounce, bulk, list, "
-            "oversize, rate-limited.",
+            "oversize, rate-limited, blocked, own-reply (one of our replies, come back).",
         }
     ),
     "defects": {"type": "array", "items": STRING},
