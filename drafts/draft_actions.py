@@ -258,10 +258,12 @@ def draft_action(request: HttpRequest, draft_id: int) -> HttpResponse:
         return posted.refuse(_("Unknown action %(action)s.") % {"action": repr(action)})
     if action in ("save", "approve") and not text:
         return posted.refuse(_("The reply is empty."))
-    if action in ("note", "attach", "detach") and "reply_text" in request.POST:
-        # These reload the page: the reply being edited (not saved) comes back with it.
-        if draft.status == Draft.READY:
+    if action in ("note", "attach", "detach") and draft.status == Draft.READY:
+        # These reload the page: the reply and copies being edited (not saved) come back.
+        if "reply_text" in request.POST:
             request.session[kept_key(draft.pk)] = text
+        if "cc" in request.POST:
+            request.session[kept_cc_key(draft.pk)] = request.POST["cc"][:5000]
     outcome = handler(posted)
     if isinstance(outcome, HttpResponse):
         return outcome

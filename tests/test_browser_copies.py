@@ -1,5 +1,6 @@
 """Copies (Cc) of a reply in a real browser: the reviewer sees who the reply goes to,
-takes one copy off and adds another, and the reply goes out to exactly those.
+takes one copy off and adds another (kept across a note), and the reply goes out to
+exactly those.
 
 As in tests/test_browser.py: Debian's Chromium driven by Playwright, a real SMTP server.
 """
@@ -40,6 +41,11 @@ def test_a_reviewer_changes_who_gets_a_copy_and_the_reply_goes_to_them(
     )
     expect(copies).to_have_value("li.na@customer.example, zhao.lei@customer")
     copies.fill("li.na@customer.example, installer@partner.example")
+    # A note for the team reloads the page: the copies being edited come back as they were.
+    page.locator("#note-text").fill("The installer asked to be copied.")
+    page.get_by_role("button", name="Add note").click()
+    expect(page.locator(".notice.success")).to_have_text("Note added for the team.")
+    expect(copies).to_have_value("li.na@customer.example, installer@partner.example")
     page.get_by_role("button", name="Approve & send").click()
     expect(page.locator(".notice.undo, .notice.success").first).to_be_visible()
     outbox = Draft.objects.get(pk=draft.pk).delivery
