@@ -219,8 +219,12 @@ else:
             "BACKEND": "django.core.cache.backends.db.DatabaseCache",
             "LOCATION": "replyhub_cache",
             "OPTIONS": {"MAX_ENTRIES": 10_000},
-        }
+        },
+        # django-q2 saves each cluster's status twice a second: kept in the process, as
+        # before, rather than written to the database (and SQLite's one writer) for ever.
+        "cluster-status": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     }
+    Q_CLUSTER["cache"] = "cluster-status"
 
 # Learning from edits: approved replies to similar emails shown to the model (0: none).
 REPLYHUB_FEW_SHOT_EXAMPLES = envint("REPLYHUB_FEW_SHOT_EXAMPLES", "0")

@@ -14,8 +14,10 @@ import os
 import re
 import secrets
 import signal
+import sqlite3
 import ssl
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
@@ -127,6 +129,41 @@ def test_failed_logins_counted_by_one_web_process_lock_the_login_in_another(tmp_
     assert manage("shell", "-c", request + ask) == "False False"
     manage("shell", "-c", request + fail)
     assert manage("shell", "-c", request + ask) == "True False"
+
+
+def test_a_workers_status_is_not_written_to_the_database_cache(tmp_path):
+    """django-q2 saves each cluster's status twice a second into its cache: the database
+    cache (and SQLite's single writer) must not get those writes for ever."""
+    env = {k: v for k, v in os.environ.items() if not _settings_variable(k)}
+    env.update(REPLYHUB_VAR_DIR=str(tmp_path), SECRET_KEY=secrets.token_urlsafe(50))
+    env.update(REPLYHUB_MODEL=str(tmp_path / "no-model"), REPLYHUB_IO_WORKERS="0")
+    python = str(ROOT / ".venv/bin/python")
+    migrate = [python, "manage.py", "migrate", "-v", "0"]
+    subprocess.run(migrate, cwd=ROOT, env=env, check=True, capture_output=True)
+    log = tmp_path / "cluster.log"
+    with log.open("wb") as output:
+        cluster = subprocess.Popen(
+            [python, "manage.py", "qcluster"],
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    database = sqlite3.connect(tmp_path / "replyhub.sqlite3")
+    try:
+        wait_for(lambda: "running" in log.read_text(), "the cluster to run", 60, log)
+        time.sleep(3)  # six status saves
+        keys = [row[0] for row in database.execute("SELECT cache_key FROM replyhub_cache")]
+        assert not [key for key in keys if "django_q" in key or "stat" in key.lower()], keys
+    finally:
+        database.close()
+        cluster.send_signal(signal.SIGTERM)  # the cluster stops its own processes
+        try:
+            cluster.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(cluster.pid, signal.SIGKILL)
+            cluster.wait()
 
 
 # -- a real nginx in front of gunicorn ------------------------------------------------------
