@@ -30,7 +30,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
-from drafts import daily, notify
+from drafts import copies, daily, notify
 from drafts.models import Draft, Mailbox, ReviewEvent
 
 # Waits before the 1st, 2nd, … retry after a temporary failure; the last repeats.
@@ -90,6 +90,11 @@ class Outbox(models.Model):
 
     def __str__(self) -> str:
         return f"{self.message_id} → {self.recipient} ({self.state})"
+
+    @property
+    def copies(self) -> list[str]:
+        """The addresses the reply is copied to (Cc)."""
+        return copies.of(self.cc)
 
     # -- transitions ------------------------------------------------------------------
 

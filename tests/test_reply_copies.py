@@ -113,6 +113,8 @@ def test_the_reply_goes_to_the_customer_and_each_copy(client, alice, mailbox, sa
     assert sent["Cc"] == "li.na@customer.example, zhao.lei@customer.example"
     kept = draft.message.thread.messages.get(direction=Message.OUTBOUND)
     assert kept.cc == "li.na@customer.example, zhao.lei@customer.example"
+    page = page_of(client, draft)
+    assert '<td id="delivery-cc">li.na@customer.example, zhao.lei@customer.example</td>' in page
 
 
 def test_a_copy_the_server_refuses_is_left_out_and_said(mailbox, alice, sales, smtp_server):
