@@ -4,15 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('drafts', '0043_sealed_totp_secrets'),
+        ("drafts", "0043_sealed_totp_secrets"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='message',
-            name='auto_kind',
-            field=models.CharField(blank=True, help_text='Why no draft: auto-reply, bulk, list, bounce, oversize, rate-limited, blocked, own-reply.', max_length=40),
+            model_name="message",
+            name="auto_kind",
+            field=models.CharField(
+                blank=True,
+                help_text="Why no draft: auto-reply, bulk, list, bounce, oversize, rate-limited, blocked, own-reply.",
+                max_length=40,
+            ),
         ),
     ]
