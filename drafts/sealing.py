@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import base64
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
@@ -32,28 +32,24 @@ def _fernet(secret_key: str) -> Fernet:
     return Fernet(base64.urlsafe_b64encode(hkdf.derive(secret_key.encode())))
 
 
-def _keys() -> MultiFernet:
-    keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
-    return MultiFernet([_fernet(key) for key in keys])
-
-
 def seal(text: str) -> str:
     """``text`` sealed with the current SECRET_KEY."""
-    return _keys().encrypt(text.encode()).decode()
+    return _fernet(settings.SECRET_KEY).encrypt(text.encode()).decode()
 
 
 def unseal(sealed: str) -> str:
     """The text of ``sealed``; Unreadable when no configured key opens it."""
-    try:
-        return _keys().decrypt(sealed.encode()).decode()
-    except InvalidToken:
-        raise Unreadable("sealed with a key that is neither SECRET_KEY nor a fallback") from None
+    return open_sealed(sealed)[0]
 
 
-def sealed_with_current_key(sealed: str) -> bool:
-    """Whether ``sealed`` opens with the current SECRET_KEY (not only with a fallback)."""
-    try:
-        _fernet(settings.SECRET_KEY).decrypt(sealed.encode())
-    except InvalidToken:
-        return False
-    return True
+def open_sealed(sealed: str) -> tuple[str, bool]:
+    """The text of ``sealed``, and whether the current SECRET_KEY sealed it (False: a key
+    of SECRET_KEY_FALLBACKS did, and it is due to be sealed anew). Unreadable when no
+    configured key opens it."""
+    keys = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    for position, key in enumerate(keys):
+        try:
+            return _fernet(key).decrypt(sealed.encode()).decode(), position == 0
+        except InvalidToken:
+            continue
+    raise Unreadable("sealed with a key that is neither SECRET_KEY nor a fallback")

@@ -214,9 +214,8 @@ class TwoFactor(models.Model):
     def secret(self) -> str:
         """The authenticator app's secret; sealing.Unreadable when SECRET_KEY changed with
         no fallback for the key it was sealed with."""
-        secret = sealing.unseal(self.sealed_secret)
-        if not sealing.sealed_with_current_key(self.sealed_secret):
-            # Opened with a SECRET_KEY_FALLBACKS key: sealed anew with the current one.
+        secret, current = sealing.open_sealed(self.sealed_secret)
+        if not current:  # opened with a SECRET_KEY_FALLBACKS key: sealed anew
             self.sealed_secret = sealing.seal(secret)
             TwoFactor.objects.filter(pk=self.pk).update(sealed_secret=self.sealed_secret)
         return secret
@@ -243,9 +242,10 @@ class TwoFactor(models.Model):
         code = normalized(code)
         if not looks_like_totp(code):
             return False
-        if not self.readable:
+        try:
+            secret = self.secret
+        except sealing.Unreadable:
             return False
-        secret = self.secret
         step = current_step(now)
         for candidate in range(step - DRIFT_STEPS, step + DRIFT_STEPS + 1):
             if candidate <= self.last_used_step:
