@@ -28,7 +28,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from drafts import account_activity, signed_in
 from drafts.account_activity import AccountEvent
-from drafts.login import count_failure, locked_out, locked_out_message
+from drafts.login import count_failure, locked_out_message, refused_by_lock
 from drafts.two_factor import (
     TwoFactor,
     looks_like_totp,
@@ -93,8 +93,7 @@ def account_security(request: HttpRequest) -> HttpResponse:
         return _sign_out(request, action)
     if action not in ("enable", "recovery_codes", "disable", "password"):
         return redirect("account_security")
-    if locked_out(request, username):
-        account_activity.note(request, AccountEvent.LOCKED_OUT, request.user)
+    if refused_by_lock(request, username, request.user):
         return _page(request, status=429, error=locked_out_message())
     if action == "password":
         return _change_password(request)
@@ -104,8 +103,7 @@ def account_security(request: HttpRequest) -> HttpResponse:
     if two_factor is None or not two_factor.enabled:
         return redirect("account_security")
     if not _confirmed(request, two_factor):
-        count_failure(request, username)
-        account_activity.note(request, AccountEvent.WRONG_CODE, request.user)
+        count_failure(request, username, AccountEvent.WRONG_CODE, request.user)
         return _page(
             request,
             error=_("That is neither a current code from your app nor your password."),
@@ -127,8 +125,7 @@ def _enable(request: HttpRequest, two_factor: TwoFactor | None) -> HttpResponse:
         return redirect("account_security")
     codes = two_factor.confirm(request.POST.get("code", ""))
     if codes is None:
-        count_failure(request, request.user.get_username())
-        account_activity.note(request, AccountEvent.WRONG_CODE, request.user)
+        count_failure(request, request.user.get_username(), AccountEvent.WRONG_CODE, request.user)
         return _page(
             request,
             error=_(
@@ -152,8 +149,7 @@ def _change_password(request: HttpRequest) -> HttpResponse:
     form = PasswordChangeForm(request.user, request.POST)
     if not form.is_valid():
         if "old_password" in form.errors:
-            count_failure(request, request.user.get_username())
-            account_activity.note(request, AccountEvent.WRONG_PASSWORD, request.user)
+            count_failure(request, request.user.get_username(), user=request.user)
         return _page(request, status=400, password_form=form)
     form.save()
     old_key = request.session.session_key

@@ -55,11 +55,29 @@ def locked_out(request: HttpRequest, username: str) -> bool:
     return cache.get(user_key, 0) >= limit or cache.get(addr_key, 0) >= 5 * limit
 
 
-def count_failure(request: HttpRequest, username: str) -> None:
-    """A wrong password or code: one more against the account and the address."""
+def refused_by_lock(request: HttpRequest, username: str, user: object | None = None) -> bool:
+    """Whether the lock refuses this try (see ``locked_out``); a refused try goes into the
+    account's activity (``user``: the account, else the one ``username`` names)."""
+    if not locked_out(request, username):
+        return False
+    user = user or account_activity.account_named(username)
+    account_activity.note(request, AccountEvent.LOCKED_OUT, user)
+    return True
+
+
+def count_failure(
+    request: HttpRequest,
+    username: str,
+    kind: str = AccountEvent.WRONG_PASSWORD,
+    user: object | None = None,
+) -> None:
+    """A wrong password or code (``kind``): one more against the account and the address,
+    and an event in the account's activity (``user``: the account, else the one
+    ``username`` names; a name that is no account gets an event without one)."""
     timeout = settings.REPLYHUB_LOGIN_LOCKOUT_MINUTES * 60
     for key in _keys(request, username):
         cache.set(key, cache.get(key, 0) + 1, timeout)
+    account_activity.note(request, kind, user or account_activity.account_named(username))
 
 
 def forget_failures(request: HttpRequest, username: str) -> None:
@@ -86,20 +104,14 @@ class RateLimitedLoginView(LoginView):
     """
 
     def post(self, request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
-        username = request.POST.get("username", "")
-        if locked_out(request, username):
-            user = account_activity.account_named(username)
-            account_activity.note(request, AccountEvent.LOCKED_OUT, user)
+        if refused_by_lock(request, request.POST.get("username", "")):
             form = self.get_form()
             form.add_error(None, locked_out_message())
             return self.render_to_response(self.get_context_data(form=form), status=429)
         return super().post(request, *args, **kwargs)
 
     def form_invalid(self, form: AuthenticationForm) -> HttpResponse:
-        username = self.request.POST.get("username", "")
-        count_failure(self.request, username)
-        user = account_activity.account_named(username)
-        account_activity.note(self.request, AccountEvent.WRONG_PASSWORD, user)
+        count_failure(self.request, self.request.POST.get("username", ""))
         return super().form_invalid(form)
 
     def form_valid(self, form: AuthenticationForm) -> HttpResponse:
@@ -171,9 +183,8 @@ def login_code(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         username = user.get_username()
         code = request.POST.get("code", "")
-        if locked_out(request, username):
+        if refused_by_lock(request, username, user):
             error, status = locked_out_message(), 429
-            account_activity.note(request, AccountEvent.LOCKED_OUT, user)
         elif looks_like_totp(normalized(code)) and not two_factor.readable:
             # Not the person's mistake: no failure counted.
             logger.error("%s: the authenticator secret cannot be read with SECRET_KEY", username)
@@ -190,8 +201,7 @@ def login_code(request: HttpRequest) -> HttpResponse:
                 account_activity.note(request, AccountEvent.RECOVERY_CODE_USED, user)
             return redirect(pending["next"])
         else:
-            count_failure(request, username)
-            account_activity.note(request, AccountEvent.WRONG_CODE, user)
+            count_failure(request, username, AccountEvent.WRONG_CODE, user)
             error = _(
                 "That code is not right. Enter the 6 digits your app shows now, "
                 "or one of your recovery codes."
