@@ -26,7 +26,7 @@ from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext, pgettext_lazy
 
-from drafts.client_address import client_address
+from drafts.client_address import client_address, user_agent
 from drafts.signed_in import describe_browser
 
 # Failures this recent, from the browser and address that then signs in, are not reported
@@ -120,7 +120,7 @@ def note(
         kind=kind,
         by=by,
         ip_address=address,
-        user_agent=request.META.get("HTTP_USER_AGENT", "")[:300],
+        user_agent=user_agent(request),
     )
 
 
@@ -146,7 +146,7 @@ def failures_since_last_sign_in(user: object, request: HttpRequest) -> list[Acco
     failures = failures.exclude(
         at__gte=timezone.now() - timedelta(minutes=OWN_TYPOS_MINUTES),
         ip_address=client_address(request),
-        user_agent=request.META.get("HTTP_USER_AGENT", "")[:300],
+        user_agent=user_agent(request),
     )
     return list(failures)
 

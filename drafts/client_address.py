@@ -41,6 +41,11 @@ def _trusted(address: Address) -> bool:
     return any(address in network for network in settings.REPLYHUB_TRUSTED_PROXIES)
 
 
+def user_agent(request: HttpRequest) -> str:
+    """The browser's User-Agent, as records of sessions and sign-ins keep it (300 chars)."""
+    return request.META.get("HTTP_USER_AGENT", "")[:300]
+
+
 def client_address(request: HttpRequest) -> str | None:
     """The client's address: REMOTE_ADDR, or behind trusted proxies the address the nearest
     of them was called from. None when the server gave no usable address."""

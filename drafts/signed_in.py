@@ -28,7 +28,7 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
 
-from drafts.client_address import client_address
+from drafts.client_address import client_address, user_agent
 
 SEEN_EVERY = 300  # seconds between two notes of a session's use
 SEEN_KEY = "_signed_in_seen"  # in the session: when its use was last noted (epoch seconds)
@@ -65,7 +65,7 @@ def _store(session_key: str | None = None):
 def _client(request: HttpRequest) -> dict[str, object]:
     return {
         "ip_address": client_address(request),
-        "user_agent": request.META.get("HTTP_USER_AGENT", "")[:300],
+        "user_agent": user_agent(request),
         "last_seen_at": timezone.now(),
     }
 
