@@ -17,6 +17,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.utils.translation import gettext as _
 
+from drafts.mailtext import unique_addresses
+
 # More copies than this are not kept: a reply is no mailing.
 MAX_COPIES = 20
 
@@ -29,11 +31,7 @@ def reply_all(recipients: list[str], customer: str, mailbox_addresses: set[str])
     """The copies a new draft starts with: ``recipients`` (the email's To and Cc) but the
     customer and the team's own mailboxes, each once, at most MAX_COPIES."""
     left_out = {customer.lower(), *(address.lower() for address in mailbox_addresses)}
-    kept: dict[str, str] = {}
-    for address in recipients:
-        if address.lower() not in left_out:
-            kept.setdefault(address.lower(), address)
-    return list(kept.values())[:MAX_COPIES]
+    return unique_addresses(a for a in recipients if a.lower() not in left_out)[:MAX_COPIES]
 
 
 def parse(text: str, customer: str) -> list[str]:
@@ -41,7 +39,7 @@ def parse(text: str, customer: str) -> list[str]:
     <address>" accepted), each once and never the customer, who gets the reply anyway.
 
     Raises CopiesRefused naming the first entry that is not an email address."""
-    kept: dict[str, str] = {}
+    found = []
     for entry in re.split(r"[,;\n]+", text):
         entry = entry.strip()
         if not entry:
@@ -54,13 +52,13 @@ def parse(text: str, customer: str) -> list[str]:
                 _("“%(entry)s” is not an email address; the copies were not changed.")
                 % {"entry": entry[:100]}
             ) from None
-        if address.lower() != customer.lower():
-            kept.setdefault(address.lower(), address)
+        found.append(address)
+    kept = unique_addresses(a for a in found if a.lower() != customer.lower())
     if len(kept) > MAX_COPIES:
         raise CopiesRefused(
             _("At most %(max)s copies; this list has %(n)s.") % {"max": MAX_COPIES, "n": len(kept)}
         )
-    return list(kept.values())
+    return kept
 
 
 def naming(address: str) -> str:

@@ -552,10 +552,8 @@ def _parsed(
     subject = _decoded(first, "Subject", hint, defects)
     to = _decoded(first, "To", hint, defects)
     cc = _decoded(first, "Cc", hint, defects)
-    recipients = [
-        *mailtext.parse_addresses(first.get("to", "")[:MAX_HEADER_CHARS], hint),
-        *mailtext.parse_addresses(first.get("cc", "")[:MAX_HEADER_CHARS], hint),
-    ]
+    lists = (first.get(name, "")[:MAX_HEADER_CHARS] for name in ("to", "cc"))
+    recipients = mailtext.parse_addresses(lists, hint)
     date, problem = mailtext.parse_date(_decoded(first, "Date", hint, defects))
     if problem:
         defects.append(problem)
@@ -576,7 +574,7 @@ def _parsed(
         reply_to=reply_to,
         to=to[:2000],
         cc=cc[:2000],
-        recipients=list({address.lower(): address for address in recipients}.values()),
+        recipients=recipients,
         date=date,
         text=text,
         html=sanitize_html(html),

@@ -13,6 +13,7 @@ import functools
 import html as html_lib
 import re
 import unicodedata
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.utils import parsedate_to_datetime
@@ -435,12 +436,22 @@ def parse_address(value: str, hint: str | None = None) -> tuple[str, str, list[s
     return name, address, problems + name_problems
 
 
-def parse_addresses(value: str, hint: str | None = None) -> list[str]:
-    """The valid address-specs of an address-list header (To, Cc), in order, each once
-    (compared without case); mailboxes without a valid address are left out."""
-    value, _ = decode_8bit(_unfold(value), hint)
-    found = (_mailbox(box)[1] for box in _mailboxes(_tokens(value)))
-    return list({address.lower(): address for address in found if address}.values())
+def parse_addresses(values: Iterable[str], hint: str | None = None) -> list[str]:
+    """The valid address-specs of address-list headers (To, Cc), in order and each once
+    (see ``unique_addresses``); mailboxes without a valid address are left out."""
+    found = []
+    for value in values:
+        value, _ = decode_8bit(_unfold(value), hint)
+        found.extend(_mailbox(box)[1] for box in _mailboxes(_tokens(value)))
+    return unique_addresses(address for address in found if address)
+
+
+def unique_addresses(addresses: Iterable[str]) -> list[str]:
+    """``addresses`` each once, compared without case, as first written, in order."""
+    kept: dict[str, str] = {}
+    for address in addresses:
+        kept.setdefault(address.lower(), address)
+    return list(kept.values())
 
 
 def format_address(name: str, address: str) -> str:
