@@ -48,12 +48,20 @@ class Posted:
         """Back to the draft page (at ``anchor``)."""
         return redirect(reverse("draft", args=[self.draft.pk]) + anchor)
 
-    def refuse(self, message: str, anchor: str = "", keep_text: bool = False) -> HttpResponse:
-        """Back to the draft page with ``message``; ``keep_text``: with the reply in the
-        editor as it was posted, not lost."""
+    def keep_editing(self) -> None:
+        """Keep the reply and the copies as posted for the next page's editor: not lost."""
+        post, session = self.request.POST, self.request.session
+        if "reply_text" in post:
+            session[kept_key(self.draft.pk)] = self.text
+        if "cc" in post:
+            session[kept_cc_key(self.draft.pk)] = post["cc"][:5000]
+
+    def refuse(self, message: str, anchor: str = "", keep_editing: bool = False) -> HttpResponse:
+        """Back to the draft page with ``message``; ``keep_editing``: with the reply and the
+        copies as they were posted (``keep_editing()``)."""
         messages.error(self.request, message)
-        if keep_text:
-            self.request.session[kept_key(self.draft.pk)] = self.text
+        if keep_editing:
+            self.keep_editing()
         return self.back(anchor)
 
 
@@ -66,12 +74,10 @@ def _copies(posted: Posted) -> list[str] | HttpResponse | None:
     (the reply and the list kept for the editor) when an entry is not an address."""
     if "cc" not in posted.request.POST:
         return None
-    entered = posted.request.POST["cc"]
     try:
-        return copies.parse(entered, posted.draft.message.reply_address)
+        return copies.parse(posted.request.POST["cc"], posted.draft.message.reply_address)
     except copies.CopiesRefused as exc:
-        posted.request.session[kept_cc_key(posted.draft.pk)] = entered[:5000]
-        return posted.refuse(str(exc), keep_text=True)
+        return posted.refuse(str(exc), keep_editing=True)
 
 
 def _save(posted: Posted) -> Outcome:
@@ -90,7 +96,7 @@ def _approve(posted: Posted) -> Outcome:
                 "or tick “Send the brackets as written” if they belong in the reply."
             )
             % {"found": ", ".join(found)},
-            keep_text=True,
+            keep_editing=True,
         )
     cc = _copies(posted)
     if isinstance(cc, HttpResponse):
@@ -140,7 +146,7 @@ def _regenerate(posted: Posted) -> Outcome:
         return posted.refuse(
             _("What should change is limited to %(max)s characters; this was %(n)s.")
             % {"max": Draft.INSTRUCTION_MAX, "n": len(instruction)},
-            keep_text=True,
+            keep_editing=True,
         )
     # The model rewrites what is in the editor, unsaved edits included.
     edited = posted.text if "reply_text" in post else None
@@ -259,11 +265,7 @@ def draft_action(request: HttpRequest, draft_id: int) -> HttpResponse:
     if action in ("save", "approve") and not text:
         return posted.refuse(_("The reply is empty."))
     if action in ("note", "attach", "detach") and draft.status == Draft.READY:
-        # These reload the page: the reply and copies being edited (not saved) come back.
-        if "reply_text" in request.POST:
-            request.session[kept_key(draft.pk)] = text
-        if "cc" in request.POST:
-            request.session[kept_cc_key(draft.pk)] = request.POST["cc"][:5000]
+        posted.keep_editing()  # these reload the page: what is being edited comes back
     outcome = handler(posted)
     if isinstance(outcome, HttpResponse):
         return outcome
