@@ -103,47 +103,49 @@ def test_the_login_lock_counts_the_clients_behind_the_proxy_apart(settings):
     assert session.ip_address == "203.0.113.10"
 
 
+PYTHON = str(ROOT / ".venv/bin/python")
+
+
+def fresh_install(folder: Path, **settings: str) -> dict[str, str]:
+    """The environment of a fresh embedded install (SQLite, the ORM broker, the database
+    cache) in ``folder``, migrated: this process's, without its ReplyHub settings."""
+    env = {k: v for k, v in os.environ.items() if not _settings_variable(k)}
+    env.update(REPLYHUB_VAR_DIR=str(folder), SECRET_KEY=secrets.token_urlsafe(50), **settings)
+    manage(env, "migrate")
+    return env
+
+
+def manage(env: dict[str, str], *argv: str) -> str:
+    """``manage.py *argv`` in its own process; what it printed."""
+    done = subprocess.run(
+        [PYTHON, "manage.py", *argv, "-v", "0"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
 def test_failed_logins_counted_by_one_web_process_lock_the_login_in_another(tmp_path):
     """gunicorn runs several processes: without Redis the counters are in the database
     (each process's own memory would give an intruder as many tries per process)."""
-    env = {k: v for k, v in os.environ.items() if not _settings_variable(k)}
-    env.update(REPLYHUB_VAR_DIR=str(tmp_path), SECRET_KEY=secrets.token_urlsafe(50))
-    env.update(REPLYHUB_LOGIN_ATTEMPTS="3")
-
-    def manage(*argv: str) -> str:
-        python = str(ROOT / ".venv/bin/python")
-        done = subprocess.run(
-            [python, "manage.py", *argv, "-v", "0"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        assert done.returncode == 0, done.stderr
-        return done.stdout.strip()
-
-    manage("migrate")
+    env = fresh_install(tmp_path, REPLYHUB_LOGIN_ATTEMPTS="3")
     request = "from django.test import RequestFactory; r = RequestFactory().post('/')\n"
     fail = "from drafts.login import count_failure\nfor _ in range(3): count_failure(r, 'ana')"
     ask = "from drafts.login import locked_out\nprint(locked_out(r, 'ana'), locked_out(r, 'bo'))"
-    assert manage("shell", "-c", request + ask) == "False False"
-    manage("shell", "-c", request + fail)
-    assert manage("shell", "-c", request + ask) == "True False"
+    assert manage(env, "shell", "-c", request + ask) == "False False"
+    manage(env, "shell", "-c", request + fail)
+    assert manage(env, "shell", "-c", request + ask) == "True False"
 
 
 def test_a_workers_status_is_not_written_to_the_database_cache(tmp_path):
     """django-q2 saves each cluster's status twice a second into its cache: the database
     cache (and SQLite's single writer) must not get those writes for ever."""
-    env = {k: v for k, v in os.environ.items() if not _settings_variable(k)}
-    env.update(REPLYHUB_VAR_DIR=str(tmp_path), SECRET_KEY=secrets.token_urlsafe(50))
-    env.update(REPLYHUB_MODEL=str(tmp_path / "no-model"), REPLYHUB_IO_WORKERS="0")
-    python = str(ROOT / ".venv/bin/python")
-    migrate = [python, "manage.py", "migrate", "-v", "0"]
-    subprocess.run(migrate, cwd=ROOT, env=env, check=True, capture_output=True)
+    env = fresh_install(
+        tmp_path, REPLYHUB_MODEL=str(tmp_path / "no-model"), REPLYHUB_IO_WORKERS="0"
+    )
     log = tmp_path / "cluster.log"
     with log.open("wb") as output:
         cluster = subprocess.Popen(
-            [python, "manage.py", "qcluster"],
+            [PYTHON, "manage.py", "qcluster"],
             cwd=ROOT,
             env=env,
             stdout=output,
@@ -237,14 +239,13 @@ def behind_nginx(tmp_path: Path) -> Iterator[tuple[int, int]]:
         f"SMTP_PORT={free_port()}",  # nothing is sent
     ]
     env_file.write_text("\n".join(settings) + "\n")
-    python = str(ROOT / ".venv/bin/python")
-    migrate = with_env(env_file, python, "manage.py", "migrate", "-v", "0", clean=True)
+    migrate = with_env(env_file, PYTHON, "manage.py", "migrate", "-v", "0", clean=True)
     assert migrate.returncode == 0, migrate.stderr
     make_users = (
         "from django.contrib.auth.models import User; "
         "[User.objects.create_user(n, password='correct horse 9') for n in ('ana', 'bo')]"
     )
-    done = with_env(env_file, python, "manage.py", "shell", "-c", make_users, clean=True)
+    done = with_env(env_file, PYTHON, "manage.py", "shell", "-c", make_users, clean=True)
     assert done.returncode == 0, done.stderr
 
     site = (DEPLOY / "nginx.conf").read_text()
