@@ -94,6 +94,15 @@ def test_an_entry_that_is_no_address_is_refused_by_name_and_nothing_is_lost(
     assert (fresh.status, fresh.version, fresh.cc) == (Draft.READY, draft.version, draft.cc)
 
 
+def test_a_reply_refused_for_placeholders_keeps_the_copies_being_edited(client, alice, mailbox):
+    draft = copied(mailbox)
+    client.force_login(alice)
+    page = act(client, draft, "approve", "boss@customer.example", "Dear [Name], hello").text
+    assert "Not sent: the reply still has placeholder text" in page
+    assert ">Dear [Name], hello</textarea>" in page
+    assert 'value="boss@customer.example"' in page
+
+
 def test_too_many_copies_are_refused(client, alice, mailbox):
     draft = copied(mailbox)
     client.force_login(alice)
