@@ -108,6 +108,8 @@ class Lookups:
     # Message-IDs of the batch that are our own replies, come back (a copy to an alias of
     # the mailbox, a customer's server returning it): answering them would talk to itself.
     own_replies: set[str] = field(default_factory=set)
+    # The team's mailboxes, never copied on a reply (drafts/copies.py).
+    team_addresses: set[str] = field(default_factory=set)
 
     def thread(self, thread: Thread) -> Thread:
         """The batch's one object for ``thread``."""
@@ -139,6 +141,7 @@ class Lookups:
         self.own_replies = set(
             Outbox.objects.filter(message_id__in=ids).values_list("message_id", flat=True)
         )
+        self.team_addresses = set(Mailbox.objects.values_list("address", flat=True))
         for pk, message_id in Message.objects.filter(
             mailbox=mailbox, message_id__in=ids
         ).values_list("pk", "message_id"):
@@ -279,7 +282,8 @@ def _store(
             if not no_draft:
                 from drafts.tasks import enqueue_generation
 
-                draft = Draft.objects.create(message=message, cc=_first_copies(message, parsed))
+                cc = _first_copies(message, parsed, lookups)
+                draft = Draft.objects.create(message=message, cc=cc)
                 enqueue_generation(draft)
     except IntegrityError:
         # Another process stored the same bytes between our check and our insert.
@@ -294,18 +298,13 @@ def _store(
     return message, True
 
 
-def _first_copies(message: Message, parsed: mailparse.ParsedMail) -> str:
+def _first_copies(message: Message, parsed: mailparse.ParsedMail, lookups: Lookups) -> str:
     """A new draft's copies (Cc): the email's other recipients when its mailbox answers to
-    all (drafts/copies.py). The team's mailboxes are read only when someone else is left."""
-    mailbox = message.mailbox
-    if not mailbox.reply_to_all:
+    all (drafts/copies.py)."""
+    if not message.mailbox.reply_to_all:
         return ""
-    own = {mailbox.address}
-    others = copies.reply_all(parsed.recipients, message.reply_address, own)
-    if others:
-        own |= set(Mailbox.objects.values_list("address", flat=True))
-        others = copies.reply_all(others, message.reply_address, own)
-    return copies.lines(others)
+    team = {message.mailbox.address, *lookups.team_addresses}
+    return copies.lines(copies.reply_all(parsed.recipients, message.reply_address, team))
 
 
 def iter_mbox(path: Path) -> Iterator[tuple[bytes, int]]:
