@@ -21,7 +21,7 @@ from playwright.sync_api import Browser
 from drafts.ingest import ingest_message
 from drafts.models import Draft, Mailbox, Message, PromptTemplate, StaffProfile
 from inference.prompts import DEFAULT_PROMPTS
-from tests.browser import chromium
+from tests.browser import Visitor, chromium
 
 MAIL_DIR = Path(__file__).parent / "fixtures" / "mail"
 DEMO_INBOX = Path(settings.BASE_DIR) / "drafts" / "demo" / "inbox.mbox"
@@ -146,6 +146,22 @@ def browser() -> Iterator[Browser]:
     with pytest.MonkeyPatch.context() as patch, chromium() as browser:
         patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         yield browser
+
+
+@pytest.fixture
+def visit(browser: Browser, live_server) -> Iterator[Callable[[str], Visitor]]:
+    """Log a user in, in a browser context of their own: ``visit("alice").page``."""
+    visitors: list[Visitor] = []
+
+    def logged_in(username: str) -> Visitor:
+        visitor = Visitor(browser, live_server.url)
+        visitors.append(visitor)
+        visitor.log_in(username)
+        return visitor
+
+    yield logged_in
+    for visitor in visitors:
+        visitor.close()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ The test process shares the live server's database, so drafts made here show up 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -17,14 +16,13 @@ from pathlib import Path
 
 import pytest
 from django.utils import timezone
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from drafts.ingest import ingest_message
 from drafts.models import Attachment, Draft, Mailbox, SavedReply
 from drafts.sending import send_outbox
 from drafts.tasks import generate_draft
 from tests.apiclient import ScriptedModel
-from tests.browser import Visitor
 from tests.conftest import mail_bytes, make_ready_draft
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -34,22 +32,6 @@ PAYLOADS = (XSS_DIR / "payloads.txt").read_text().splitlines()
 APPROVED = "Approved, waiting to send"
 PRICING = "Pricing for Acme CRM, 25 seats"  # inquiry_en.eml
 ERROR_LOG = "Error log from Acme Analytics export"  # with_attachment.eml
-
-
-@pytest.fixture
-def visit(browser: Browser, live_server) -> Iterator[Callable[[str], Visitor]]:
-    """Log a user in, in a browser context of their own: ``visit("alice").page``."""
-    visitors: list[Visitor] = []
-
-    def logged_in(username: str) -> Visitor:
-        visitor = Visitor(browser, live_server.url)
-        visitors.append(visitor)
-        visitor.log_in(username)
-        return visitor
-
-    yield logged_in
-    for visitor in visitors:
-        visitor.close()
 
 
 def at_draft(draft: Draft) -> re.Pattern[str]:

@@ -13,13 +13,12 @@ from playwright.sync_api import expect
 from drafts.models import Draft, Mailbox
 from drafts.sending import send_outbox
 from tests.conftest import make_ready_draft
-from tests.test_browser import visit  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_a_reviewer_changes_who_gets_a_copy_and_the_reply_goes_to_them(
-    visit,  # noqa: F811
+    visit,
     mailbox,
     alice,
     smtp_server,
