@@ -62,6 +62,10 @@ ENGINE_MODES = {
     "compile": dict(cuda_graphs=True, compile=True),
     "int8": dict(cuda_graphs=True),
     "int8-compile": dict(cuda_graphs=True, compile=True),
+    # CUDA graphs with torch's SDPA held to one kernel (default: torch picks per call).
+    "graphs-cudnn": dict(cuda_graphs=True, attention="cudnn"),
+    "graphs-efficient": dict(cuda_graphs=True, attention="efficient"),
+    "graphs-math": dict(cuda_graphs=True, attention="math"),
 }
 RUNS = (*ENGINE_MODES, "hf", "hf-static", "profile")
 DEFAULT_RUNS = "graphs,compile,eager,int8,int8-compile,hf"
@@ -355,7 +359,7 @@ class Bench:
                     run,
                     batch,
                     lambda p, g=generator: g.generate(p, new, set(), 0),
-                    cold=options["cuda_graphs"],
+                    cold=options["cuda_graphs"] and not self.args.once,
                 )
             del generator
 
@@ -532,6 +536,11 @@ def main() -> None:
     add("--prompt-tokens", type=int, default=600)
     add("--new-tokens", type=int, default=256)
     add("--json", help="also write the results to this file")
+    add(
+        "--once",
+        action="store_true",
+        help="time the first call, graph capture included (where a second costs minutes)",
+    )
     args = parser.parse_args()
     args.batches = [int(b) for b in args.batches.split(",") if b]
     runs = [r for r in args.runs.split(",") if r]

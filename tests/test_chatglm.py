@@ -286,6 +286,21 @@ def test_the_compiled_decode_step_writes_the_originals_tokens(version, atol):
         assert_close(torch.stack(steps, 1)[..., columns], expected, atol)
 
 
+def test_attention_can_be_held_to_one_sdpa_kernel():
+    # The GPU benchmark captures the decode step with each of torch's attention kernels;
+    # ChatGLM3 runs SDPA in fp32 too, so the choice is seen on the CPU: the math kernel
+    # writes the original's tokens, and cuDNN's, which has no CPU kernel, is refused.
+    golden, model = GOLDEN["v3"], fp32_model("v3")
+    rows = Generator(model, attention="math").generate(
+        golden.prompts("b4_padded"), 24, set(), golden.pad
+    )
+    assert [r.tokens for r in rows] == golden.generated("b4_padded")
+    with pytest.raises(RuntimeError):
+        Generator(model, attention="cudnn").generate(golden.prompts("b1_p0"), 4, set(), golden.pad)
+    with pytest.raises(ValueError, match="attention='fast': expected one of cudnn"):
+        Generator(model, attention="fast")
+
+
 def test_generation_stops_at_a_stop_token_and_the_other_rows_go_on():
     golden, model = GOLDEN["v3"], fp32_model("v3")
     expected = golden.generated("b4_padded")

@@ -17,7 +17,8 @@ engines pick tokens the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -27,6 +28,8 @@ from inference.fastpath import Decoded, Sampler, decoded_rows
 
 BUCKET = 64
 PREFILL_TOKENS = 8192  # rows per prefill slice = this // prompt width
+# ``attention=`` names for torch's SDPA kernels (None: torch chooses per call).
+ATTENTION_KERNELS = ("cudnn", "efficient", "flash", "math")
 
 
 def _enable_many_compiled_shapes() -> None:
@@ -47,7 +50,13 @@ class Generator:
         cuda_graphs: bool = True,
         compile: bool = False,
         prefill_tokens: int = PREFILL_TOKENS,
+        attention: str | None = None,
     ) -> None:
+        if attention is not None and attention not in ATTENTION_KERNELS:
+            raise ValueError(
+                f"attention={attention!r}: expected one of {', '.join(ATTENTION_KERNELS)} or None"
+            )
+        self.attention = attention
         self.model = model
         config = model.config
         self.config = config
@@ -68,6 +77,24 @@ class Generator:
             _enable_many_compiled_shapes()
             # Dynamic shapes: one compilation serves every cache-length bucket and batch size.
             self._decode = torch.compile(self._decode_step, dynamic=True)
+
+    @contextlib.contextmanager
+    def _attention_kernel(self) -> Iterator[None]:
+        """Torch's SDPA restricted to the kernel named by ``attention`` (captured graphs keep
+        the kernel they were captured with)."""
+        if self.attention is None:
+            yield
+            return
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        backend = {
+            "cudnn": SDPBackend.CUDNN_ATTENTION,
+            "efficient": SDPBackend.EFFICIENT_ATTENTION,
+            "flash": SDPBackend.FLASH_ATTENTION,
+            "math": SDPBackend.MATH,
+        }[self.attention]
+        with sdpa_kernel(backend):
+            yield
 
     # -- the model, once ---------------------------------------------------------------------
 
@@ -126,38 +153,45 @@ class Generator:
         greedy. ``on_logits(step, logits)`` sees the raw next-token logits [b, V] of each
         step before sampling (tests compare them with the original's).
         """
-        batch = self.model.prompt_batch(prompts, pad_id)
-        rows, width = batch.ids.shape
-        total = -(-(width + max_new_tokens) // self.bucket) * self.bucket
-        if self.cuda_graphs:
-            step = self._graphed_steps(rows, total, batch.next_positions)
-            cache, valid = step.cache, step.valid
-        else:
-            cache = self._allocate(rows, total)
-            valid = torch.empty(rows, total, dtype=torch.bool, device=self.device)
-            step = self._eager_steps(cache, valid, bool(batch.valid.all()))
-        valid.fill_(True)
-        valid[:, :width] = batch.valid
-        logits = self._prefill(batch, cache)
+        with self._attention_kernel():
+            batch = self.model.prompt_batch(prompts, pad_id)
+            rows, width = batch.ids.shape
+            total = -(-(width + max_new_tokens) // self.bucket) * self.bucket
+            if self.cuda_graphs:
+                step = self._graphed_steps(rows, total, batch.next_positions)
+                cache, valid = step.cache, step.valid
+            else:
+                cache = self._allocate(rows, total)
+                valid = torch.empty(rows, total, dtype=torch.bool, device=self.device)
+                step = self._eager_steps(cache, valid, bool(batch.valid.all()))
+            valid.fill_(True)
+            valid[:, :width] = batch.valid
+            logits = self._prefill(batch, cache)
 
-        sampler = Sampler(
-            batch.ids, batch.valid, logits.shape[-1], temperature, top_p, repetition_penalty, seed
-        )
-        stops = torch.tensor(sorted(stop_ids) or [-1], device=self.device)
-        done = torch.zeros(rows, dtype=torch.bool, device=self.device)
-        out = torch.full((rows, max_new_tokens), pad_id, dtype=torch.long, device=self.device)
-        positions = batch.next_positions
-        for i in range(max_new_tokens):
-            if on_logits is not None:
-                on_logits(i, logits)
-            token = sampler.pick(logits)
-            token = torch.where(done, torch.full_like(token, pad_id), token)
-            out[:, i] = token
-            done |= torch.isin(token, stops)
-            if i == max_new_tokens - 1 or (i % 8 == 7 and bool(done.all())):
-                break
-            logits = step(token, positions, width + i)
-            positions = positions + batch.position_step
+            sampler = Sampler(
+                batch.ids,
+                batch.valid,
+                logits.shape[-1],
+                temperature,
+                top_p,
+                repetition_penalty,
+                seed,
+            )
+            stops = torch.tensor(sorted(stop_ids) or [-1], device=self.device)
+            done = torch.zeros(rows, dtype=torch.bool, device=self.device)
+            out = torch.full((rows, max_new_tokens), pad_id, dtype=torch.long, device=self.device)
+            positions = batch.next_positions
+            for i in range(max_new_tokens):
+                if on_logits is not None:
+                    on_logits(i, logits)
+                token = sampler.pick(logits)
+                token = torch.where(done, torch.full_like(token, pad_id), token)
+                out[:, i] = token
+                done |= torch.isin(token, stops)
+                if i == max_new_tokens - 1 or (i % 8 == 7 and bool(done.all())):
+                    break
+                logits = step(token, positions, width + i)
+                positions = positions + batch.position_step
         return decoded_rows(out.tolist(), stop_ids)
 
     def _allocate(self, rows: int, length: int) -> KVCache:
@@ -203,26 +237,29 @@ class Generator:
         The prompt runs once; its cache rows are copied to every choice, and the choices run
         together (right-padded, so a pad never precedes a real token).
         """
-        count, width = len(choices), max(1, *(len(c) for c in choices))
-        batch = self.model.prompt_batch([prompt], pad_id)
-        length = batch.ids.shape[1]
-        cache = self._allocate(count, length + width)
-        first = self._prefill(batch, cache.rows(slice(0, 1)))
-        cache.copy_prefix(0, length)
-        ids = torch.tensor([c + [pad_id] * (width - len(c)) for c in choices], device=self.device)
-        steps = torch.arange(width, device=self.device)
-        positions = batch.next_positions + batch.position_step * steps
-        index = torch.arange(length, length + width, device=self.device)
-        keys = torch.arange(length + width, device=self.device)
-        allowed = (keys[None, :] < length) | (keys[None, :] - length <= steps[:, None])
-        allowed = allowed.expand(count, 1, width, length + width)
-        positions = positions.expand(count, *positions.shape[1:])
-        hidden = self.model(ids, positions, allowed, cache, index, length + width)
-        # Choice token j is predicted by the prompt's last logits (j = 0) or by token j - 1.
-        logits = torch.cat(
-            [first.expand(count, 1, -1), self.model.logits(hidden[:, :-1]).float()], 1
-        )
-        picked = torch.log_softmax(logits, dim=-1).gather(-1, ids[..., None]).squeeze(-1).cpu()
+        with self._attention_kernel():
+            count, width = len(choices), max(1, *(len(c) for c in choices))
+            batch = self.model.prompt_batch([prompt], pad_id)
+            length = batch.ids.shape[1]
+            cache = self._allocate(count, length + width)
+            first = self._prefill(batch, cache.rows(slice(0, 1)))
+            cache.copy_prefix(0, length)
+            ids = torch.tensor(
+                [c + [pad_id] * (width - len(c)) for c in choices], device=self.device
+            )
+            steps = torch.arange(width, device=self.device)
+            positions = batch.next_positions + batch.position_step * steps
+            index = torch.arange(length, length + width, device=self.device)
+            keys = torch.arange(length + width, device=self.device)
+            allowed = (keys[None, :] < length) | (keys[None, :] - length <= steps[:, None])
+            allowed = allowed.expand(count, 1, width, length + width)
+            positions = positions.expand(count, *positions.shape[1:])
+            hidden = self.model(ids, positions, allowed, cache, index, length + width)
+            # Choice token j is predicted by the prompt's last logits (j = 0) or by token j - 1.
+            logits = torch.cat(
+                [first.expand(count, 1, -1), self.model.logits(hidden[:, :-1]).float()], 1
+            )
+            picked = torch.log_softmax(logits, dim=-1).gather(-1, ids[..., None]).squeeze(-1).cpu()
         return [
             float(picked[row, : len(c)].sum()) / max(len(c), 1) for row, c in enumerate(choices)
         ]
