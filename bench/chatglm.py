@@ -15,6 +15,8 @@ and the largest batch whose KV cache fits, and reports drafts (prompts) per seco
   state; their first call, with capture and compilation, is reported apart);
 - ``int8``, ``int8-compile``: our engine with int8 weights in the blocks (CUDA graphs;
   compiled, which can fuse the widening of the weights into the matrix products);
+- ``graphs-cudnn``, ``graphs-efficient``, ``graphs-math``: CUDA graphs with torch's
+  attention held to one SDPA kernel (``graphs`` lets torch choose: cuDNN's on an H200);
 - ``hf``: transformers' ``generate`` (dynamic cache, SDPA) on transformers' own model of the
   same shape: ``GlmForCausalLM`` for v3 (the same architecture: GLM-4 is ChatGLM3's), and
   ``GPTNeoXForCausalLM`` for v1, which has no transformers class: the same sizes, fused
