@@ -38,6 +38,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy
 
+from drafts import sealing
 from drafts.models import Draft, Mailbox
 
 if TYPE_CHECKING:
@@ -76,14 +77,15 @@ class NotificationChannel(models.Model):
     )
     name = models.CharField(max_length=100, help_text="For you, e.g. “Support team group”.")
     kind = models.CharField(max_length=10, choices=KINDS)
-    url = models.URLField(
+    # The robot URLs carry their access tokens: sealed at rest, as the secret is.
+    url = sealing.SealedURLField(
         "URL",
         max_length=1000,
         help_text="DingTalk: https://oapi.dingtalk.com/robot/send?access_token=… · "
         "WeCom: https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=… · "
         "Webhook: your endpoint (https://…).",
     )
-    secret = models.CharField(
+    secret = sealing.SealedCharField(
         max_length=200,
         blank=True,
         help_text="DingTalk: the 加签 secret (starts with SEC), or empty if the robot checks "
@@ -167,7 +169,24 @@ class NotificationChannel(models.Model):
         if errors:
             raise ValidationError(errors)
 
+    def unreadable(self) -> list[str]:
+        """The sealed fields that no configured key opens (SECRET_KEY changed)."""
+        return [
+            str(self._meta.get_field(name).verbose_name)
+            for name in ("url", "secret")
+            if sealing.lost(getattr(self, name))
+        ]
+
     def transport(self) -> Transport:
+        """The channel's transport; TransportError when its URL or secret cannot be read."""
+        from drafts.notify_transports import TransportError
+
+        if unreadable := self.unreadable():
+            raise TransportError(
+                f"The channel's {' and '.join(unreadable)} can no longer be read: SECRET_KEY "
+                "changed and the old key is not in SECRET_KEY_FALLBACKS. Enter them again "
+                "in the admin."
+            )
         return import_string(TRANSPORTS[self.kind])(self)
 
     def announce(self, event: str, payload: dict) -> Notification:

@@ -11,6 +11,7 @@ from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from drafts import sealing
 from drafts.notify import Notification, NotificationChannel, send_test
 
 
@@ -32,6 +33,16 @@ class NotificationChannelForm(forms.ModelForm):
         )
         # The secret signs requests: typed once, kept, not shown on every page load.
         widgets = {"secret": forms.PasswordInput(render_value=True)}
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        for name in ("url", "secret"):
+            if sealing.lost(getattr(self.instance, name)):
+                field = self.fields[name]
+                field.help_text = (
+                    "Can no longer be read: it was sealed with a SECRET_KEY that this server "
+                    f"no longer has. Enter it again. {field.help_text}"
+                )
 
 
 @admin.register(NotificationChannel)

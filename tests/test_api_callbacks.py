@@ -13,9 +13,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
 from django.utils import timezone
 
-from drafts import tasks
+from drafts import sealing, tasks
 from drafts.api.callbacks import ApiCallback, deliver_callback, sweep_callbacks
 from drafts.api.tokens import ApiToken
 from drafts.models import Draft
@@ -118,6 +119,25 @@ def test_a_finished_draft_is_posted_signed_to_the_callback_and_retried_after_a_5
     assert sent["draft"]["intent"] == "complaint"
     assert sent["draft"]["url"] == f"http://testserver/api/v1/drafts/{draft.pk}"
     assert deliver_callback(callback.pk).startswith("skipped")  # never twice
+
+
+def test_the_signing_secret_is_sealed_and_without_the_old_key_callbacks_fail_saying_why(
+    alice, mailbox, monkeypatch, receiver, queued, settings
+):
+    monkeypatch.setattr(tasks, "configured_backend", lambda: ScriptedModel())
+    token, draft = submit_with_callback(alice, receiver.url)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT signing_secret FROM drafts_apitoken")
+        [(raw,)] = cursor.fetchall()
+    assert token.signing_secret.startswith("whsec_") and token.signing_secret not in raw
+    assert sealing.unseal(raw) == token.signing_secret
+    settings.SECRET_KEY = "a new key " * 6
+    assert tasks.generate_draft(draft.pk) == "ready: 1"
+    assert deliver(queued) == ["failed: signing secret unreadable"]
+    callback = ApiCallback.objects.get(draft=draft)
+    assert callback.state == ApiCallback.FAILED
+    assert callback.last_error.startswith("the token's signing secret can no longer be read")
+    assert receiver.received == []  # never signed with an empty key
 
 
 def test_a_failed_generation_is_called_back_too(alice, mailbox, monkeypatch, receiver, queued):

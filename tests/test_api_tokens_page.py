@@ -41,6 +41,19 @@ def test_the_tokens_page_shows_a_new_secret_once_and_revokes(alice_client, alice
     assert token.revoked_at is not None
 
 
+def test_a_signing_secret_sealed_with_a_key_that_is_gone_is_said_to_be_unreadable(
+    alice_client, alice, settings
+):
+    token, _ = ApiToken.issue(alice, "CRM sync")
+    page = alice_client.get(reverse("api_tokens")).text
+    assert token.signing_secret in page
+    settings.SECRET_KEY = "a new key " * 6
+    alice_client.force_login(alice)  # sessions are signed with the key too
+    page = alice_client.get(reverse("api_tokens")).text
+    assert token.signing_secret not in page
+    assert "It can no longer be read (the server's secret key changed)" in page
+
+
 def test_nobody_revokes_someone_elses_token(alice_client, bob):
     token, _ = ApiToken.issue(bob, "bob's")
     response = alice_client.post(reverse("api_tokens"), {"action": "revoke", "token": token.pk})

@@ -26,12 +26,14 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.management.sql import emit_post_migrate_signal
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.models import Schedule
 from django_q.signing import SignedPackage
 
+from drafts import sealing
 from drafts.ingest import ingest_message
 from drafts.models import Draft, Mailbox, Outbox, StaffProfile
 from drafts.notify import (
@@ -808,6 +810,58 @@ def test_an_admin_reads_notifications_but_cannot_change_them(dana_client, mailbo
     assert dana_client.get(url).status_code == 200
     assert dana_client.post(url, {"state": "sent"}).status_code == 403
     assert dana_client.get(reverse("admin:drafts_notification_add")).status_code == 403
+
+
+# -- sealed at rest ------------------------------------------------------------------------
+
+
+def test_a_channels_url_and_secret_are_sealed_in_the_database(mailbox, chat):
+    channel = make_channel(mailbox, chat)
+    stored = NotificationChannel.objects.filter(pk=channel.pk).values_list("url", "secret")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT url, secret FROM drafts_notificationchannel")
+        [raw] = cursor.fetchall()
+    assert "tok-123" not in str(raw) and SECRET not in str(raw)
+    assert sealing.unseal(raw[0]) == chat.url("/robot/send?access_token=tok-123")
+    assert list(stored) == [(chat.url("/robot/send?access_token=tok-123"), SECRET)]
+
+
+def test_after_a_key_change_with_a_fallback_the_robot_still_gets_signed_messages(
+    mailbox, chat, settings
+):
+    make_channel(mailbox, chat)
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = "a new key " * 6, [settings.SECRET_KEY]
+    ready_draft(mailbox, "inquiry")
+    sweep_notifications()
+    assert deliver_pending() == ["sent"]
+    [request] = chat.requests
+    assert request.query["access_token"] == ["tok-123"]
+    assert request.query["sign"] == [dingtalk_sign(request.query["timestamp"][0])]
+
+
+def test_without_the_old_key_a_channel_says_what_to_enter_again(
+    dana_client, mailbox, chat, settings
+):
+    channel = make_channel(mailbox, chat, "webhook")
+    old_key = settings.SECRET_KEY
+    settings.SECRET_KEY = "a new key " * 6
+    ready_draft(mailbox, "inquiry")
+    sweep_notifications()
+    [outcome] = deliver_pending()
+    assert outcome.startswith("retry in 1 min: The channel's URL and secret can no longer be read")
+    assert "SECRET_KEY_FALLBACKS" in Notification.objects.get().last_error
+    assert chat.requests == []
+    dana_client.force_login(User.objects.get(username="dana"))  # sessions changed keys too
+    page = dana_client.get(
+        reverse("admin:drafts_notificationchannel_change", args=[channel.pk])
+    ).text
+    assert page.count("Can no longer be read: it was sealed with a SECRET_KEY") == 2
+    # Saving the channel otherwise unchanged keeps what was sealed: the old key opens it again.
+    channel = NotificationChannel.objects.get()
+    channel.enabled = False
+    channel.save()
+    settings.SECRET_KEY_FALLBACKS = [old_key]
+    assert NotificationChannel.objects.get().secret == SECRET
 
 
 def test_reviewers_cannot_manage_channels(client, alice):

@@ -182,6 +182,12 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 _opener = urllib.request.build_opener(_NoRedirects)
 
 
+UNREADABLE_SECRET = (
+    "the token's signing secret can no longer be read (SECRET_KEY changed and the old key is "
+    "not in SECRET_KEY_FALLBACKS): create a new token"
+)
+
+
 def deliver_callback(callback_id: int) -> str:
     """The task: POST the finished draft to the callback's URL, once."""
     callback = ApiCallback.objects.select_related("token", "draft").filter(pk=callback_id).first()
@@ -194,6 +200,9 @@ def deliver_callback(callback_id: int) -> str:
     if not callback.token.active:
         callback._finish(state=ApiCallback.FAILED, last_error="the token was revoked")
         return "failed: token revoked"
+    if not callback.token.signing_secret_readable:
+        callback._finish(state=ApiCallback.FAILED, last_error=UNREADABLE_SECRET)
+        return "failed: signing secret unreadable"
     event, body = payload(callback)
     request = urllib.request.Request(
         callback.url,

@@ -20,6 +20,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
+from drafts import sealing
+
 TOKEN_PREFIX = "rh_"
 # last_used_at is written at most this often per token: not one UPDATE per request.
 LAST_USED_PRECISION = timedelta(minutes=1)
@@ -55,7 +57,7 @@ class ApiToken(models.Model):
     )
     prefix = models.CharField(max_length=8, unique=True, editable=False)
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
-    signing_secret = models.CharField(
+    signing_secret = sealing.SealedCharField(
         max_length=64,
         default=new_signing_secret,
         editable=False,
@@ -71,6 +73,11 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({TOKEN_PREFIX}{self.prefix}…)"
+
+    @property
+    def signing_secret_readable(self) -> bool:
+        """False when the signing secret was sealed with a SECRET_KEY that is gone."""
+        return not sealing.lost(self.signing_secret)
 
     @property
     def active(self) -> bool:
