@@ -19,6 +19,7 @@ the logits it leaves in a static buffer. On the CPU the same loop runs without g
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -180,21 +181,11 @@ class StaticDecoder:
         sampler = Sampler(
             ids, valid[:, :width], logits.shape[-1], temperature, top_p, repetition_penalty, seed
         )
-        stops = torch.tensor(sorted(stop_ids) or [-1], device=device)
-        done = torch.zeros(batch, dtype=torch.bool, device=device)
-        out = torch.full((batch, max_new_tokens), pad_id, dtype=torch.long, device=device)
-        position = positions[:, -1:] + 1
         step_fn = self._stepper(cache, valid, batch)
-        for i in range(max_new_tokens):
-            token = sampler.pick(logits)
-            token = torch.where(done, torch.full_like(token, pad_id), token)
-            out[:, i] = token
-            done |= torch.isin(token, stops)
-            if i == max_new_tokens - 1 or (i % 8 == 7 and bool(done.all())):
-                break
-            logits = step_fn(token, position, width + i)
-            position = position + 1
-        return decoded_rows(out.tolist(), stop_ids)
+        return decode(
+            sampler, logits, step_fn, positions[:, -1:] + 1, 1, width, max_new_tokens, stop_ids,
+            pad_id,
+        )  # fmt: skip
 
     def _stepper(self, cache: list, valid: torch.Tensor, batch: int):
         """One decode step: (tokens [b], positions [b, 1], cache index) -> logits [b, vocab]."""
@@ -318,6 +309,42 @@ class Sampler:
         if self.seen is not None:
             self.seen[self.rows, token] = True
         return token
+
+
+def decode(
+    sampler: Sampler,
+    logits: torch.Tensor,
+    step: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor],
+    positions: torch.Tensor,
+    position_step: torch.Tensor | int,
+    width: int,
+    max_new_tokens: int,
+    stop_ids: set[int],
+    pad_id: int,
+    on_logits: Callable[[int, torch.Tensor], None] | None = None,
+) -> list[Decoded]:
+    """The decode loop after a prefill that left ``logits`` [b, V] and filled the cache up
+    to ``width``: pick a token per row, then ``step(tokens, positions, cache index)`` for the
+    next logits, the positions advancing by ``position_step``, until every row has met a
+    stop token (checked every 8 steps, a sync) or ``max_new_tokens``. A row that stopped
+    gets ``pad_id`` after its stop token. ``on_logits(step, logits)`` sees each step's raw
+    logits before sampling."""
+    device = logits.device
+    stops = torch.tensor(sorted(stop_ids) or [-1], device=device)
+    done = torch.zeros(logits.shape[0], dtype=torch.bool, device=device)
+    out = torch.full((logits.shape[0], max_new_tokens), pad_id, dtype=torch.long, device=device)
+    for i in range(max_new_tokens):
+        if on_logits is not None:
+            on_logits(i, logits)
+        token = sampler.pick(logits)
+        token = torch.where(done, torch.full_like(token, pad_id), token)
+        out[:, i] = token
+        done |= torch.isin(token, stops)
+        if i == max_new_tokens - 1 or (i % 8 == 7 and bool(done.all())):
+            break
+        logits = step(token, positions, width + i)
+        positions = positions + position_step
+    return decoded_rows(out.tolist(), stop_ids)
 
 
 def decoded_rows(tokens: list[list[int]], stop_ids: set[int]) -> list[Decoded]:

@@ -24,7 +24,7 @@ import torch
 
 from inference.chatglm.loader import ChatGLMModel
 from inference.chatglm.state import KVCache, PromptBatch
-from inference.fastpath import Decoded, Sampler, decoded_rows
+from inference.fastpath import Decoded, Sampler, decode
 
 BUCKET = 64
 PREFILL_TOKENS = 8192  # rows per prefill slice = this // prompt width
@@ -177,22 +177,10 @@ class Generator:
                 repetition_penalty,
                 seed,
             )
-            stops = torch.tensor(sorted(stop_ids) or [-1], device=self.device)
-            done = torch.zeros(rows, dtype=torch.bool, device=self.device)
-            out = torch.full((rows, max_new_tokens), pad_id, dtype=torch.long, device=self.device)
-            positions = batch.next_positions
-            for i in range(max_new_tokens):
-                if on_logits is not None:
-                    on_logits(i, logits)
-                token = sampler.pick(logits)
-                token = torch.where(done, torch.full_like(token, pad_id), token)
-                out[:, i] = token
-                done |= torch.isin(token, stops)
-                if i == max_new_tokens - 1 or (i % 8 == 7 and bool(done.all())):
-                    break
-                logits = step(token, positions, width + i)
-                positions = positions + batch.position_step
-        return decoded_rows(out.tolist(), stop_ids)
+            return decode(
+                sampler, logits, step, batch.next_positions, batch.position_step, width,
+                max_new_tokens, stop_ids, pad_id, on_logits,
+            )  # fmt: skip
 
     def _allocate(self, rows: int, length: int) -> KVCache:
         config = self.config
