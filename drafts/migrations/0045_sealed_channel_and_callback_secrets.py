@@ -8,17 +8,11 @@ from django.db import migrations, models
 import drafts.api.tokens
 import drafts.sealing
 
-# (model, field, its definition before this migration, its definition after)
+# (model, field, its definition after this migration; the one before is 0044's state)
 FIELDS = [
     (
         "apitoken",
         "signing_secret",
-        models.CharField(
-            default=drafts.api.tokens.new_signing_secret,
-            editable=False,
-            help_text="Callbacks made for this token are signed with it (HMAC-SHA256).",
-            max_length=64,
-        ),
         drafts.sealing.SealedCharField(
             default=drafts.api.tokens.new_signing_secret,
             editable=False,
@@ -29,13 +23,6 @@ FIELDS = [
     (
         "notificationchannel",
         "secret",
-        models.CharField(
-            blank=True,
-            help_text="DingTalk: the 加签 secret (starts with SEC), or empty if the robot "
-            "checks keywords or IP addresses instead. WeCom: leave empty. Webhook: required; "
-            "requests are signed with it (X-ReplyHub-Signature).",
-            max_length=200,
-        ),
         drafts.sealing.SealedCharField(
             blank=True,
             help_text="DingTalk: the 加签 secret (starts with SEC), or empty if the robot "
@@ -47,13 +34,6 @@ FIELDS = [
     (
         "notificationchannel",
         "url",
-        models.URLField(
-            help_text="DingTalk: https://oapi.dingtalk.com/robot/send?access_token=… · "
-            "WeCom: https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=… · "
-            "Webhook: your endpoint (https://…).",
-            max_length=1000,
-            verbose_name="URL",
-        ),
         drafts.sealing.SealedURLField(
             help_text="DingTalk: https://oapi.dingtalk.com/robot/send?access_token=… · "
             "WeCom: https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=… · "
@@ -66,7 +46,7 @@ FIELDS = [
 
 
 def _convert(apps, schema_editor, change) -> None:
-    for model_name, field, _, _ in FIELDS:
+    for model_name, field, _ in FIELDS:
         model = apps.get_model("drafts", model_name)
         for pk, value in model.objects.exclude(**{field: ""}).values_list("pk", field):
             model.objects.filter(pk=pk).update(**{field: change(value)})
@@ -90,11 +70,11 @@ class Migration(migrations.Migration):
     operations = [
         *(
             migrations.AlterField(model_name=model, name=name, field=models.TextField(blank=True))
-            for model, name, _, _ in FIELDS
+            for model, name, _ in FIELDS
         ),
         migrations.RunPython(seal_existing, unseal_existing),
         *(
             migrations.AlterField(model_name=model, name=name, field=sealed)
-            for model, name, _, sealed in FIELDS
+            for model, name, sealed in FIELDS
         ),
     ]
