@@ -32,7 +32,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from inference.chatglm.generate import Generator
+from inference.chatglm.generate import Generator, _GraphedSteps
 from inference.chatglm.loader import ChatGLMModel, load_model
 
 FIXTURES = Path(__file__).parent / "fixtures" / "chatglm"
@@ -263,6 +263,53 @@ def test_reading_the_cache_in_64_token_buckets_as_cuda_graphs_do_changes_no_toke
     expected = golden.arrays["b4_padded.gen_step_logits_columns"]
     columns = golden.arrays["logit_columns"]
     assert_close(torch.stack(steps, 1)[..., columns], expected, golden.step_atol)
+
+
+class ReplayedGraph:
+    """What a captured CUDA graph does, on the CPU: each replay runs the captured step again
+    on the same input tensors, into the same output tensor."""
+
+    def __init__(self, steps: _GraphedSteps, length: int, out: torch.Tensor) -> None:
+        self.steps, self.length, self.out = steps, length, out
+
+    def replay(self) -> None:
+        self.out.copy_(self.steps._run(self.length))
+
+
+@pytest.mark.parametrize("version", ["v1", "v3"])
+def test_captured_steps_serve_the_next_batch_of_as_many_rows_whatever_its_length(
+    version, monkeypatch
+):
+    # A worker's batches differ in prompt length: the captures (and their cache) of one
+    # batch serve the next one of as many rows, whose shorter prompts leave the earlier
+    # batch's keys in the cache, masked. Here the graphs are replayed by running the step.
+    golden = GOLDEN[version]
+    captured: list[int] = []
+
+    def capture(steps: _GraphedSteps, length: int) -> tuple[ReplayedGraph, torch.Tensor]:
+        captured.append(length)
+        out = steps._run(length)
+        return ReplayedGraph(steps, length, out), out
+
+    monkeypatch.setattr(_GraphedSteps, "_capture", capture)
+    generator = Generator(fp32_model(version))
+    generator.cuda_graphs, generator.bucket = True, 64  # what CUDA would choose
+    longest, *others = sorted(
+        ("b1_p0", "b1_p1", "b1_p2", "b1_p3"), key=golden.prompt_lengths, reverse=True
+    )
+    # The longest prompt and 88 new tokens: a cache of 192 positions, which the others'
+    # 24 new tokens (128 positions) fit in.
+    rows = generator.generate(golden.prompts(longest), 88, set(), golden.pad)
+    assert generator._graphed.valid.shape[1] == 192
+    assert rows[0].tokens[:24] == golden.generated(longest)[0]
+    for case in others:
+        rows = generator.generate(golden.prompts(case), 24, set(), golden.pad)
+        assert [r.tokens for r in rows] == golden.generated(case), case
+    steps = generator._graphed
+    assert len(captured) == len(set(captured))  # each bucket captured once, for all four
+    rows = generator.generate(golden.prompts("b4_padded"), 24, set(), golden.pad)
+    assert [r.tokens for r in rows] == golden.generated("b4_padded")
+    assert generator._graphed is not steps  # four rows: their own cache and graphs
 
 
 @pytest.mark.parametrize(("version", "atol"), [("v1", 5e-4), ("v3", 1e-4)])

@@ -8,8 +8,9 @@ The loop is built for throughput, like :mod:`inference.fastpath` for Llama-famil
   written in place (:class:`~inference.chatglm.state.KVCache`);
 - the prompt is prefilled in slices of rows, which bounds activation memory at large batches;
 - on CUDA the single-token decode step can be captured as CUDA graphs (one per 64-token
-  bucket of cache length) and/or compiled with ``torch.compile``; on the CPU it runs eagerly
-  over the exact cache length, which keeps it numerically the original's.
+  bucket of cache length, kept for the next batch of as many rows) and/or compiled with
+  ``torch.compile``; on the CPU it runs eagerly over the exact cache length, which keeps it
+  numerically the original's.
 
 Sampling (temperature, top-p, repetition penalty, a seed; per row) is fastpath's, so both
 engines pick tokens the same way.
@@ -206,11 +207,14 @@ class Generator:
         return step
 
     def _graphed_steps(self, rows: int, total: int, positions: torch.Tensor) -> _GraphedSteps:
-        """The captured steps (with their cache) for this batch shape, reused from the last
-        call when the shape is the same: a worker drafting batch after batch of one size
-        captures its graphs once."""
-        key = (rows, total, tuple(positions.shape))
-        if self._graphed is None or self._graphed.key != key:
+        """The captured steps (with their cache) for ``rows`` rows, reused from the last call
+        when it had as many rows and a cache at least ``total`` positions long: a worker
+        drafting batch after batch of one size captures each cache bucket once, whatever
+        the lengths of its emails (the positions a shorter batch does not fill are masked).
+        A batch of another size, or a longer one, allocates its cache and captures anew."""
+        graphed = self._graphed
+        key = (rows, tuple(positions.shape))
+        if graphed is None or graphed.key != key or graphed.valid.shape[1] < total:
             self._graphed = None  # free the old graphs and cache before allocating new ones
             valid = torch.ones(rows, total, dtype=torch.bool, device=self.device)
             self._graphed = _GraphedSteps(self, self._allocate(rows, total), valid, positions)
@@ -261,7 +265,7 @@ class _GraphedSteps:
     ) -> None:
         device = generator.device
         self.generator, self.cache, self.valid = generator, cache, valid
-        self.key = (valid.shape[0], valid.shape[1], tuple(positions.shape))
+        self.key = (valid.shape[0], tuple(positions.shape))
         self.token = torch.zeros(valid.shape[0], dtype=torch.long, device=device)
         self.positions = torch.zeros_like(positions)
         self.index = torch.zeros(1, dtype=torch.long, device=device)
