@@ -183,6 +183,7 @@ def run_gpu(args: argparse.Namespace) -> dict:
         for batch in sizes:
             if name == "generate" and batch > args.generate_max:
                 continue
+            decoder.release()  # each figure includes its capture, and frees the GPU for generate
             gc.collect()
             if device == "cuda":
                 torch.cuda.empty_cache()

@@ -7,7 +7,8 @@ copied) through a loop built for throughput:
 
 - the whole batch is left-padded to one length, so every row writes its next key and
   value at the same cache index and one CUDA graph serves the whole batch;
-- the KV cache is allocated once per call for prompt + ``max_new_tokens``;
+- the KV cache is allocated for prompt + ``max_new_tokens``, and with CUDA graphs kept
+  (with the graphs) for the next batch of as many rows that fits in it;
 - attention reads the cache only up to the current length, rounded up to a 64-token
   bucket: each bucket has its own captured graph, so a step is one graph replay;
 - the prompt is prefilled in slices of rows, which bounds activation memory at large
@@ -66,6 +67,7 @@ class StaticDecoder:
         self.device = next(model.parameters()).device
         self.dtype = next(model.parameters()).dtype
         self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
+        self._captured: CapturedSteps | None = None
 
     # -- the model, one step ----------------------------------------------------------------
 
@@ -150,18 +152,17 @@ class StaticDecoder:
         total = -(-(width + max_new_tokens) // BUCKET) * BUCKET
         device = self.device
         ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts], device=device)
-        valid = torch.ones(batch, total, dtype=torch.bool, device=device)
+        if self.cuda_graphs:
+            step_fn = self._captured_steps(batch, total)
+            cache, valid = step_fn.cache, step_fn.valid
+            valid.fill_(True)
+        else:
+            cache = self._allocate(batch, total)
+            valid = torch.ones(batch, total, dtype=torch.bool, device=device)
+            step_fn = self._eager_steps(cache, valid)
         for row, prompt in enumerate(prompts):
             valid[row, : width - len(prompt)] = False
         positions = (valid[:, :width].long().cumsum(-1) - 1).clamp(min=0)
-        shape = (batch, self.kv_heads, total, self.head_dim)
-        cache = [
-            (
-                torch.zeros(shape, dtype=self.dtype, device=device),
-                torch.zeros(shape, dtype=self.dtype, device=device),
-            )
-            for _ in self.layers
-        ]
 
         # Prefill in slices of rows; padded rows need an explicit causal + padding mask.
         last = torch.empty(batch, self.model.config.hidden_size, dtype=self.dtype, device=device)
@@ -181,60 +182,111 @@ class StaticDecoder:
         sampler = Sampler(
             ids, valid[:, :width], logits.shape[-1], temperature, top_p, repetition_penalty, seed
         )
-        step_fn = self._stepper(cache, valid, batch)
         return decode(
             sampler, logits, step_fn, positions[:, -1:] + 1, 1, width, max_new_tokens, stop_ids,
             pad_id,
         )  # fmt: skip
 
-    def _stepper(self, cache: list, valid: torch.Tensor, batch: int):
+    def _allocate(self, batch: int, total: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        shape = (batch, self.kv_heads, total, self.head_dim)
+        return [
+            (
+                torch.zeros(shape, dtype=self.dtype, device=self.device),
+                torch.zeros(shape, dtype=self.dtype, device=self.device),
+            )
+            for _ in self.layers
+        ]
+
+    def _eager_steps(self, cache: list, valid: torch.Tensor):
         """One decode step: (tokens [b], positions [b, 1], cache index) -> logits [b, vocab]."""
         arange = torch.arange(valid.shape[1], device=self.device)
 
         def eager(token: torch.Tensor, position: torch.Tensor, index: int) -> torch.Tensor:
             length = min(-(-(index + 1) // BUCKET) * BUCKET, valid.shape[1])
             mask = (valid[:, :length] & (arange[:length] <= index))[:, None, None, :]
-            hidden = self._forward(
-                token[:, None],
-                position,
-                cache,
-                slice(None),
-                torch.tensor([index], device=self.device),
-                length,
-                mask,
-            )
-            return self._logits(hidden)
+            at = torch.tensor([index], device=self.device)
+            return self._step(token[:, None], position, at, mask, length, cache)
 
-        if not self.cuda_graphs:
-            return eager
-        return _GraphedSteps(self, cache, valid, batch)
+        return eager
+
+    def _step(
+        self,
+        token: torch.Tensor,
+        position: torch.Tensor,
+        index: torch.Tensor,
+        mask: torch.Tensor,
+        length: int,
+        cache: list,
+    ) -> torch.Tensor:
+        hidden = self._forward(token, position, cache, slice(None), index, length, mask)
+        return self._logits(hidden)
+
+    def _captured_steps(self, batch: int, total: int) -> CapturedSteps:
+        """The captured steps (and their cache) of the last call when it had ``batch`` rows
+        and a cache of at least ``total`` positions, else new ones."""
+        if self._captured is None or not self._captured.fits(batch, total):
+            self.release()  # the old graphs and cache go before the new ones are allocated
+            cache = self._allocate(batch, total)
+            valid = torch.ones(batch, total, dtype=torch.bool, device=self.device)
+            positions = torch.zeros(batch, 1, dtype=torch.long, device=self.device)
+            self._captured = CapturedSteps(
+                lambda token, position, index, mask, length: self._step(
+                    token, position, index, mask, length, cache
+                ),
+                cache, valid, (batch, 1), positions,
+            )  # fmt: skip
+        return self._captured
+
+    def release(self) -> None:
+        """Free the captured graphs and the cache kept for the next batch."""
+        self._captured = None
 
 
-class _GraphedSteps:
-    """The decode step captured as one CUDA graph per cache-length bucket."""
+class CapturedSteps:
+    """A decode step captured as one CUDA graph per cache-length bucket.
 
-    def __init__(self, decoder: StaticDecoder, cache: list, valid: torch.Tensor, batch: int):
-        device = decoder.device
-        self.decoder, self.cache, self.valid = decoder, cache, valid
-        self.token = torch.zeros(batch, 1, dtype=torch.long, device=device)
-        self.position = torch.zeros(batch, 1, dtype=torch.long, device=device)
+    ``run(token, positions, index, mask, length)`` is the engine's step: each graph reads
+    this object's static ``token``, ``positions`` and ``index`` and the engine's ``cache``,
+    and leaves the logits in the tensor it was captured with; the mask comes from ``valid``
+    (False at left pads) and the index. An engine keeps these (and their cache) for its next
+    batch of as many rows whose cache fits (``fits``): a worker drafting batch after batch
+    of one size captures each bucket once, whatever the lengths of its emails; positions a
+    shorter batch does not fill hold the earlier batch's keys, masked.
+    """
+
+    def __init__(
+        self,
+        run: Callable[..., torch.Tensor],
+        cache: object,
+        valid: torch.Tensor,
+        token_shape: tuple[int, ...],
+        positions: torch.Tensor,
+        warmups: int = 1,
+    ) -> None:
+        device = valid.device
+        self.run, self.cache, self.valid, self.warmups = run, cache, valid, warmups
+        self.token = torch.zeros(token_shape, dtype=torch.long, device=device)
+        self.positions = torch.zeros_like(positions)
         self.index = torch.zeros(1, dtype=torch.long, device=device)
         self.arange = torch.arange(valid.shape[1], device=device)
         self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
         self.pool = None  # the buckets' graphs never run at once, so they share memory
 
+    def fits(self, rows: int, total: int, positions_shape: tuple[int, ...] | None = None) -> bool:
+        """Whether a batch of ``rows`` rows needing ``total`` cache positions can use these."""
+        same_positions = positions_shape is None or positions_shape == tuple(self.positions.shape)
+        return self.valid.shape[0] == rows and self.valid.shape[1] >= total and same_positions
+
     def _run(self, length: int) -> torch.Tensor:
         mask = (self.valid[:, :length] & (self.arange[:length] <= self.index))[:, None, None, :]
-        hidden = self.decoder._forward(
-            self.token, self.position, self.cache, slice(None), self.index, length, mask
-        )
-        return self.decoder._logits(hidden)
+        return self.run(self.token, self.positions, self.index, mask, length)
 
     def _capture(self, length: int) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):  # warm up off the capture, as CUDA graphs require
-            self._run(length)
+        with torch.cuda.stream(stream):  # warm up (and compile) off the capture
+            for _ in range(self.warmups):
+                self._run(length)
         torch.cuda.current_stream().wait_stream(stream)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, pool=self.pool):
@@ -242,13 +294,13 @@ class _GraphedSteps:
         self.pool = graph.pool()
         return graph, logits
 
-    def __call__(self, token: torch.Tensor, position: torch.Tensor, index: int) -> torch.Tensor:
-        self.token.copy_(token[:, None])
-        self.position.copy_(position)
+    def __call__(self, token: torch.Tensor, positions: torch.Tensor, index: int) -> torch.Tensor:
+        self.token.copy_(token.view(self.token.shape))
+        self.positions.copy_(positions)
         self.index.fill_(index)
         length = min(-(-(index + 1) // BUCKET) * BUCKET, self.valid.shape[1])
         if length not in self.graphs:
-            # Capturing writes garbage keys at ``index``; the replay below rewrites them.
+            # Capturing writes keys at ``index`` from the warm-up; the replay rewrites them.
             self.graphs[length] = self._capture(length)
         graph, logits = self.graphs[length]
         graph.replay()

@@ -268,3 +268,31 @@ def database_url() -> str:
         return f"sqlite:///{db['NAME']}"
     auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+class ReplayedGraph:
+    """What a captured CUDA graph does, on the CPU: each replay runs the captured step again
+    on the same input tensors, into the same output tensor."""
+
+    def __init__(self, steps: object, length: int, out: object) -> None:
+        self.steps, self.length, self.out = steps, length, out
+
+    def replay(self) -> None:
+        self.out.copy_(self.steps._run(self.length))
+
+
+@pytest.fixture
+def replayed_graphs(monkeypatch) -> list[int]:
+    """CUDA graph capture (inference.fastpath.CapturedSteps) made to run on the CPU, the
+    graphs replayed by running the step; the cache lengths captured, in order."""
+    from inference.fastpath import CapturedSteps
+
+    captured: list[int] = []
+
+    def capture(steps: CapturedSteps, length: int) -> tuple[ReplayedGraph, object]:
+        captured.append(length)
+        out = steps._run(length)
+        return ReplayedGraph(steps, length, out), out
+
+    monkeypatch.setattr(CapturedSteps, "_capture", capture)
+    return captured

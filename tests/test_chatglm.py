@@ -32,7 +32,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from inference.chatglm.generate import Generator, _GraphedSteps
+from inference.chatglm.generate import Generator
 from inference.chatglm.loader import ChatGLMModel, load_model
 
 FIXTURES = Path(__file__).parent / "fixtures" / "chatglm"
@@ -265,33 +265,14 @@ def test_reading_the_cache_in_64_token_buckets_as_cuda_graphs_do_changes_no_toke
     assert_close(torch.stack(steps, 1)[..., columns], expected, golden.step_atol)
 
 
-class ReplayedGraph:
-    """What a captured CUDA graph does, on the CPU: each replay runs the captured step again
-    on the same input tensors, into the same output tensor."""
-
-    def __init__(self, steps: _GraphedSteps, length: int, out: torch.Tensor) -> None:
-        self.steps, self.length, self.out = steps, length, out
-
-    def replay(self) -> None:
-        self.out.copy_(self.steps._run(self.length))
-
-
 @pytest.mark.parametrize("version", ["v1", "v3"])
 def test_captured_steps_serve_the_next_batch_of_as_many_rows_whatever_its_length(
-    version, monkeypatch
+    version, replayed_graphs
 ):
     # A worker's batches differ in prompt length: the captures (and their cache) of one
     # batch serve the next one of as many rows, whose shorter prompts leave the earlier
     # batch's keys in the cache, masked. Here the graphs are replayed by running the step.
-    golden = GOLDEN[version]
-    captured: list[int] = []
-
-    def capture(steps: _GraphedSteps, length: int) -> tuple[ReplayedGraph, torch.Tensor]:
-        captured.append(length)
-        out = steps._run(length)
-        return ReplayedGraph(steps, length, out), out
-
-    monkeypatch.setattr(_GraphedSteps, "_capture", capture)
+    golden, captured = GOLDEN[version], replayed_graphs
     generator = Generator(fp32_model(version))
     generator.cuda_graphs, generator.bucket = True, 64  # what CUDA would choose
     longest, *others = sorted(

@@ -49,6 +49,30 @@ def test_the_static_decoder_writes_what_transformers_writes(backend):
     assert rows[2].stopped  # "Hi" is answered in fewer than 12 tokens
 
 
+def test_captured_steps_serve_the_next_batch_of_as_many_rows(backend, replayed_graphs):
+    # With CUDA graphs (replayed here by running the step), a batch keeps the captures and
+    # the cache of the last one of as many rows when it fits: shorter prompts then leave
+    # the earlier batch's keys in the cache, masked, and write what transformers writes.
+    encode = lambda q: backend.tokenizer(  # noqa: E731
+        backend.render(chat(q)), add_special_tokens=False
+    )["input_ids"]
+    decoder = StaticDecoder(backend.model)
+    decoder.cuda_graphs = True
+    pad, stops = backend.tokenizer.pad_token_id, backend._eos_ids()
+    first = [encode(QUESTIONS[0]), encode(QUESTIONS[1])]
+    rows = decoder.generate(first, 70, stops, pad)
+    steps = decoder._captured
+    assert steps.valid.shape[1] > max(map(len, first)) + 12
+    second = [encode("Hi"), encode("Thanks!")]
+    rows = decoder.generate(second, 12, stops, pad)
+    assert [r.tokens for r in rows] == hf_greedy(backend, second, 12)
+    assert decoder._captured is steps
+    assert len(replayed_graphs) == len(set(replayed_graphs))  # no bucket captured twice
+    three = decoder.generate([*second, encode(QUESTIONS[2])], 12, stops, pad)
+    assert decoder._captured is not steps  # three rows: their own cache and graphs
+    assert [r.tokens for r in three][:2] == [r.tokens for r in rows]
+
+
 def test_the_repetition_penalty_is_applied_as_transformers_does(backend):
     prompt = backend.tokenizer(backend.render(chat(QUESTIONS[1])), add_special_tokens=False)
     ids = [prompt["input_ids"]]

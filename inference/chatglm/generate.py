@@ -25,9 +25,8 @@ import torch
 
 from inference.chatglm.loader import ChatGLMModel
 from inference.chatglm.state import KVCache, PromptBatch
-from inference.fastpath import Decoded, Sampler, decode
+from inference.fastpath import BUCKET, CapturedSteps, Decoded, Sampler, decode
 
-BUCKET = 64
 PREFILL_TOKENS = 8192  # rows per prefill slice = this // prompt width
 # ``attention=`` names for torch's SDPA kernels (None: torch chooses per call).
 ATTENTION_KERNELS = ("cudnn", "efficient", "flash", "math")
@@ -73,7 +72,7 @@ class Generator:
         self.bucket = BUCKET if (self.cuda_graphs or compile) else 1
         self.prefill_tokens = prefill_tokens
         self._decode = self._decode_step
-        self._graphed: _GraphedSteps | None = None
+        self._graphed: CapturedSteps | None = None
         if compile:
             _enable_many_compiled_shapes()
             # Dynamic shapes: one compilation serves every cache-length bucket and batch size.
@@ -206,18 +205,19 @@ class Generator:
 
         return step
 
-    def _graphed_steps(self, rows: int, total: int, positions: torch.Tensor) -> _GraphedSteps:
-        """The captured steps (with their cache) for ``rows`` rows, reused from the last call
-        when it had as many rows and a cache at least ``total`` positions long: a worker
-        drafting batch after batch of one size captures each cache bucket once, whatever
-        the lengths of its emails (the positions a shorter batch does not fill are masked).
-        A batch of another size, or a longer one, allocates its cache and captures anew."""
-        graphed = self._graphed
-        key = (rows, tuple(positions.shape))
-        if graphed is None or graphed.key != key or graphed.valid.shape[1] < total:
+    def _graphed_steps(self, rows: int, total: int, positions: torch.Tensor) -> CapturedSteps:
+        """The captured steps (with their cache) of the last call when it had ``rows`` rows
+        and a cache of at least ``total`` positions (see CapturedSteps), else new ones."""
+        if self._graphed is None or not self._graphed.fits(rows, total, tuple(positions.shape)):
             self._graphed = None  # free the old graphs and cache before allocating new ones
+            cache = self._allocate(rows, total)
             valid = torch.ones(rows, total, dtype=torch.bool, device=self.device)
-            self._graphed = _GraphedSteps(self, self._allocate(rows, total), valid, positions)
+            self._graphed = CapturedSteps(
+                lambda token, positions, index, allowed, length: self._decode(
+                    token, positions, index, allowed, cache, length
+                ),
+                cache, valid, (rows,), positions, warmups=2,
+            )  # fmt: skip
         return self._graphed
 
     # -- constrained choice ----------------------------------------------------------------
@@ -255,51 +255,3 @@ class Generator:
         return [
             float(picked[row, : len(c)].sum()) / max(len(c), 1) for row, c in enumerate(choices)
         ]
-
-
-class _GraphedSteps:
-    """The decode step captured as one CUDA graph per cache-length bucket."""
-
-    def __init__(
-        self, generator: Generator, cache: KVCache, valid: torch.Tensor, positions: torch.Tensor
-    ) -> None:
-        device = generator.device
-        self.generator, self.cache, self.valid = generator, cache, valid
-        self.key = (valid.shape[0], tuple(positions.shape))
-        self.token = torch.zeros(valid.shape[0], dtype=torch.long, device=device)
-        self.positions = torch.zeros_like(positions)
-        self.index = torch.zeros(1, dtype=torch.long, device=device)
-        self.arange = torch.arange(valid.shape[1], device=device)
-        self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
-        self.pool = None  # the buckets' graphs never run at once, so they share memory
-
-    def _run(self, length: int) -> torch.Tensor:
-        allowed = (self.valid[:, :length] & (self.arange[:length] <= self.index))[:, None, None, :]
-        return self.generator._decode(
-            self.token, self.positions, self.index, allowed, self.cache, length
-        )
-
-    def _capture(self, length: int) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):  # warm up (and compile) off the capture
-            for _ in range(2):
-                self._run(length)
-        torch.cuda.current_stream().wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self.pool):
-            logits = self._run(length)
-        self.pool = graph.pool()
-        return graph, logits
-
-    def __call__(self, token: torch.Tensor, positions: torch.Tensor, index: int) -> torch.Tensor:
-        self.token.copy_(token)
-        self.positions.copy_(positions)
-        self.index.fill_(index)
-        length = min(-(-(index + 1) // BUCKET) * BUCKET, self.valid.shape[1])
-        if length not in self.graphs:
-            # Capturing writes keys at ``index`` from the warm-up; the replay rewrites them.
-            self.graphs[length] = self._capture(length)
-        graph, logits = self.graphs[length]
-        graph.replay()
-        return logits
